@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "robit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "robit", targets: ["robit"]),
+        .executable(name: "robit-init", targets: ["robit-init"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", path: "Sources/CCap", pkgConfig: "libcap",
+                       providers: [.apt(["libcap-dev"])]),
+        // The in-sandbox init and exec wrapper: a static C program bind-mounted read-only at /.robit/init.
+        .executableTarget(name: "robit-init", path: "Sources/robit-init",
+                          cSettings: [.unsafeFlags(["-O2"])],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        .target(name: "CRobitSys", path: "Sources/CRobitSys"),
+        .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
+        .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),
+        .target(name: "RobitAgent", dependencies: [
+            "RobitExec", "RobitOCI",
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strict),
+        .target(name: "RobitCLI", dependencies: [
+            "RobitExec", "RobitOCI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),
+        .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
+        .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
+        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent"], swiftSettings: strict),
+        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,20 @@
+extension TaskFile {
+    /// Limits of the whole run; whichever is reached first stops it (exit code 3).
+    public struct Budget: Sendable, Equatable {
+        /// Model turns (default 50).
+        public var maxSteps: Int
+        /// Input plus output tokens over the run (default 1,000,000).
+        public var maxTokens: Int
+        /// Wall-clock time of the run (default 30m).
+        public var maxWall: Duration
+        /// Cost ceiling in micro-USD (1 USD = 1,000,000); nil = no cost limit beyond `maxTokens`.
+        public var maxCostMicroUSD: Int64?
+
+        public init(maxSteps: Int = 50, maxTokens: Int = 1_000_000, maxWall: Duration = .seconds(30 * 60), maxCostMicroUSD: Int64? = nil) {
+            self.maxSteps = maxSteps
+            self.maxTokens = maxTokens
+            self.maxWall = maxWall
+            self.maxCostMicroUSD = maxCostMicroUSD
+        }
+    }
+}

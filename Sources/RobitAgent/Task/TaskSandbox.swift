@@ -1,0 +1,69 @@
+import RobitOCI
+
+extension TaskFile {
+    /// The sandbox section: runtime, root filesystem, policy, network allowlist and resource limits.
+    public struct Sandbox: Sendable, Equatable {
+        public enum Runtime: String, Sendable, CaseIterable {
+            case runsc, crun, runc
+        }
+
+        public enum RootFS: Sendable, Equatable {
+            /// Read-only binds of the host's /usr, /bin, /lib* and a curated /etc.
+            case host
+            /// A prepared root filesystem directory (absolute path), mounted read-only.
+            case path(String)
+        }
+
+        /// The sandbox's network: nothing at all unless `egress` lists destinations.
+        public struct Network: Sendable, Equatable {
+            public var egress: [EgressRule]
+
+            public init(egress: [EgressRule] = []) {
+                self.egress = egress
+            }
+        }
+
+        /// Resource limits of the sandbox and of each tool call.
+        public struct Limits: Sendable, Equatable {
+            /// Memory limit of the sandbox (default 512MiB).
+            public var memory: ByteCount
+            /// Maximum number of processes (default 256).
+            public var pids: Int
+            /// CPUs, e.g. 1.0 or 0.5 (default 1.0).
+            public var cpu: Double
+            /// Wall-clock limit of one tool call (default 30s).
+            public var timeout: Duration
+            /// Output captured per tool call, stdout and stderr each (default 1MiB).
+            public var output: ByteCount
+            /// Size of the tmpfs mounted at /tmp (default 1GiB).
+            public var disk: ByteCount
+
+            public init(memory: ByteCount = .mebibytes(512), pids: Int = 256, cpu: Double = 1.0, timeout: Duration = .seconds(30),
+                        output: ByteCount = .mebibytes(1), disk: ByteCount = .gibibytes(1)) {
+                self.memory = memory
+                self.pids = pids
+                self.cpu = cpu
+                self.timeout = timeout
+                self.output = output
+                self.disk = disk
+            }
+        }
+
+        /// Default `runsc` (gVisor).
+        public var runtime: Runtime
+        public var rootfs: RootFS
+        /// Absolute path of a policy file (seccomp and capabilities); nil = the built-in default policy.
+        public var policy: String?
+        public var network: Network
+        public var limits: Limits
+
+        public init(runtime: Runtime = .runsc, rootfs: RootFS = .host, policy: String? = nil, network: Network = Network(),
+                    limits: Limits = Limits()) {
+            self.runtime = runtime
+            self.rootfs = rootfs
+            self.policy = policy
+            self.network = network
+            self.limits = limits
+        }
+    }
+}

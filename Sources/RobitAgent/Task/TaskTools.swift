@@ -1,0 +1,34 @@
+extension TaskFile {
+    /// The tools robit implements itself.
+    public enum BuiltinTool: String, Sendable, CaseIterable {
+        case shell
+        case readFile = "read_file"
+        case writeFile = "write_file"
+        case editFile = "edit_file"
+        case listFiles = "list_files"
+        case search
+    }
+
+    /// A tool defined in the task file: a command run inside the sandbox with the model's arguments.
+    public struct CustomTool: Sendable, Equatable {
+        /// Matches `^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$`; unique, and not the name of a built-in tool.
+        public var name: String
+        public var description: String
+        /// The argv template; never empty, and the first element (the program) is not empty.
+        public var command: [String]
+        /// JSON Schema of the arguments; always an object schema (`type: object`).
+        public var parameters: JSONValue
+
+        public init(name: String, description: String, command: [String], parameters: JSONValue = CustomTool.emptyParameters) {
+            self.name = name
+            self.description = description
+            self.command = command
+            self.parameters = parameters
+        }
+
+        /// The schema of a tool that takes no arguments, used when `parameters` is left out.
+        public static let emptyParameters: JSONValue = .object([
+            "type": .string("object"), "properties": .object([:]), "additionalProperties": .bool(false),
+        ])
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import RobitOCI
+
+/// A task file (`task.yaml`), loaded strictly: unknown keys, wrong types, duplicate keys and bad values
+/// are errors that name the file, the line and the key path, so a typo can never silently weaken a sandbox.
+///
+/// Relative paths in the file (`workspace.path`, `sandbox.rootfs`, `sandbox.policy`, `output.patch`,
+/// `model.script`) are resolved against the task file's directory; every path held here is absolute and
+/// lexically normalized. Sections the file leaves out get the defaults documented on each type.
+public struct TaskFile: Sendable, Equatable {
+    /// The only schema version this robit reads.
+    public static let supportedVersion = 1
+    /// Task files larger than this are refused.
+    public static let maxFileSize = 1 << 20
+
+    public var version: Int
+    /// Task name (letters, digits, `.`, `_`, `-`); defaults to the file name without its extension.
+    public var name: String
+    public var model: Model
+    /// System prompt; nil when the file has none.
+    public var system: String?
+    public var prompt: String
+    public var workspace: Workspace
+    public var sandbox: Sandbox
+    /// Built-in tools offered to the model; all of them unless the file says otherwise.
+    public var tools: [BuiltinTool]
+    public var customTools: [CustomTool]
+    public var budget: Budget
+    public var output: Output
+
+    public init(version: Int = TaskFile.supportedVersion, name: String, model: Model, system: String? = nil, prompt: String,
+                workspace: Workspace, sandbox: Sandbox = Sandbox(), tools: [BuiltinTool] = BuiltinTool.allCases,
+                customTools: [CustomTool] = [], budget: Budget = Budget(), output: Output = Output()) {
+        self.version = version
+        self.name = name
+        self.model = model
+        self.system = system
+        self.prompt = prompt
+        self.workspace = workspace
+        self.sandbox = sandbox
+        self.tools = tools
+        self.customTools = customTools
+        self.budget = budget
+        self.output = output
+    }
+
+    /// Reads and validates the task file at `path`.
+    ///
+    /// - Parameter path: the file, absolute or relative to the current directory. Errors name it as given.
+    /// - Throws: `TaskFileError` when the file cannot be read (missing, a directory, over 1 MiB, not UTF-8)
+    ///   or is not a valid task.
+    public static func load(path: String) throws(TaskFileError) -> TaskFile {
+        let data = try TaskFileReader.read(path: path)
+        let text = try TaskFileReader.decodeUTF8(data, file: path)
+        let absolute = TaskPaths.absolute(path)
+        let directory = TaskPaths.normalize((absolute as NSString).deletingLastPathComponent)
+        return try parse(text, file: path, baseDirectory: directory)
+    }
+
+    /// Parses and validates task-file text.
+    ///
+    /// - Parameters:
+    ///   - text: the YAML text.
+    ///   - file: the name used in error messages (and for the default task name).
+    ///   - baseDirectory: directory that relative paths in the file are resolved against; a relative
+    ///     one is taken relative to the current directory.
+    /// - Throws: `TaskFileError` naming the file, line and key path of the first problem.
+    public static func parse(_ text: String, file: String, baseDirectory: String) throws(TaskFileError) -> TaskFile {
+        let root = try YAMLDocument.compose(text, file: file)
+        let decoder = TaskFileDecoder(file: file, baseDirectory: TaskPaths.normalize(TaskPaths.absolute(baseDirectory)))
+        return try decoder.decode(root)
+    }
+}
+
+/// Reading the bytes of a task file, with the size and encoding checks that come before YAML.
+enum TaskFileReader {
+    static func read(path: String) throws(TaskFileError) -> Data {
+        func fail(_ message: String) -> TaskFileError {
+            TaskFileError(file: path, line: nil, keyPath: "", message: message)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw fail("no such file; check the path (relative paths are taken from the current directory)")
+        }
+        guard !isDirectory.boolValue else {
+            throw fail("is a directory; give the path of a task file such as task.yaml")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw fail("cannot be read; check its permissions")
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: TaskFile.maxFileSize + 1) ?? Data()
+        } catch {
+            throw fail("cannot be read: \(error.localizedDescription)")
+        }
+        guard data.count <= TaskFile.maxFileSize else {
+            throw fail("is larger than 1 MiB; task files are limited to 1 MiB (keep large inputs in the workspace and refer to them from the prompt)")
+        }
+        return data
+    }
+
+    static func decodeUTF8(_ data: Data, file: String) throws(TaskFileError) -> String {
+        var bytes = [UInt8](data)
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        // Find the first byte that is not valid UTF-8, to point at its line.
+        var offset = 0
+        while offset < bytes.count {
+            var length = 1
+            var ok = false
+            while length <= 4 && offset + length <= bytes.count {
+                if String(validating: bytes[offset..<offset + length], as: UTF8.self) != nil { ok = true; break }
+                length += 1
+            }
+            if !ok { break }
+            offset += length
+        }
+        let line = bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let shown = offset < bytes.count ? String(format: " (byte 0x%02X)", bytes[offset]) : ""
+        bytes.removeAll()
+        throw TaskFileError(
+            file: file, line: line, keyPath: "",
+            message: "not valid UTF-8 text\(shown); task files must be UTF-8 YAML, not binary data (re-save the file as UTF-8)")
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import RobitExec
+
+public let robitVersion = "0.1.0"
+
+/// `robit`: run LLM agents headlessly inside OCI sandboxes.
+public struct RobitCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "robit",
+        abstract: "Run LLM agents headlessly inside real OCI sandboxes (gVisor runsc, crun or runc).",
+        discussion: """
+            Every command an agent runs executes inside one sandbox per run: read-only root filesystem, \
+            no capabilities, seccomp, no_new_privs, a non-root user, cgroup limits and no network. \
+            Only the workspace (at /work) and a size-limited /tmp are writable.
+
+            Start here:
+              robit doctor                      check runtimes, cgroups, nft and leftovers (--fix repairs)
+              robit sandbox run -- uname -a     run one command in a fresh sandbox
+              robit bundle task.yaml --out DIR  write the OCI bundle a task would run in, without running it
+
+            Exit codes: 0 done, 2 invalid input, 3 budget exhausted, 4 model provider failed, \
+            5 sandbox failed, 6 audit verification failed, 130 interrupted.
+            """,
+        version: "robit \(robitVersion)",
+        subcommands: [SandboxCommand.self, BundleCommand.self, DoctorCommand.self])
+
+    public init() {}
+
+    /// Parses the command line, runs the command and exits with robit's exit codes.
+    public static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // Fast path: `--version` must not pay for anything else.
+        if arguments == ["--version"] {
+            print("robit \(robitVersion)")
+            Foundation.exit(0)
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Foundation.exit(0)
+        } catch {
+            finish(with: error)
+        }
+    }
+
+    static func finish(with error: any Error) -> Never {
+        switch error {
+        case let e as ExitCode:
+            Foundation.exit(e.rawValue)
+        case let e as RobitExit:
+            if !e.message.isEmpty { printError("robit: \(e.message)") }
+            Foundation.exit(e.code)
+        case let e as SandboxError:
+            printError("robit: \(e.message)")
+            Foundation.exit(e.code == .invalidInput ? RobitExit.invalidInput : (e.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed))
+        default:
+            let code = RobitCommand.exitCode(for: error)
+            if code == .success {
+                // --help and friends.
+                print(RobitCommand.fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            printError(RobitCommand.fullMessage(for: error))
+            Foundation.exit(RobitExit.invalidInput)
+        }
+    }
+}
+
+/// An error that ends robit with a given exit code.
+public struct RobitExit: Error {
+    public static let invalidInput: Int32 = 2
+    public static let budgetExhausted: Int32 = 3
+    public static let providerFailed: Int32 = 4
+    public static let sandboxFailed: Int32 = 5
+    public static let auditFailed: Int32 = 6
+    public static let interrupted: Int32 = 130
+
+    public var code: Int32
+    public var message: String
+
+    public init(_ code: Int32, _ message: String = "") {
+        self.code = code
+        self.message = message
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import RobitExec
+import RobitOCI
+
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run commands in a sandbox by hand.",
+        subcommands: [SandboxRun.self])
+}
+
+extension RuntimeKind: ExpressibleByArgument {}
+
+/// Flags that shape a sandbox, shared by commands that create one.
+struct SandboxFlags: ParsableArguments {
+    @Option(help: "OCI runtime: runsc (gVisor, default), crun or runc.")
+    var runtime: RuntimeKind = .runsc
+
+    @Option(help: "Host directory mounted read-write at /work. Without it, an empty scratch directory is used and removed afterwards.")
+    var workspace: String?
+
+    @Option(help: "Policy file (capabilities and seccomp profile). Default: robit's built-in policy (policies/default.json).")
+    var policy: String?
+
+    @Option(help: "Root filesystem: `host` (read-only binds of the host's /usr and a curated /etc) or a prepared rootfs directory.")
+    var rootfs: String = "host"
+
+    @Option(help: "UID:GID inside the sandbox (never 0). Default: the owner of the workspace.")
+    var user: String?
+
+    @Option(help: "Memory limit, e.g. 512MiB.")
+    var memory: String = "512MiB"
+
+    @Option(help: "Maximum number of processes.")
+    var pids: Int = 256
+
+    @Option(help: "CPUs, e.g. 1.0 or 0.5.")
+    var cpu: Double = 1.0
+
+    @Option(name: .customLong("tmp-size"), help: "Size of the tmpfs at /tmp, e.g. 1GiB.")
+    var tmpSize: String = "1GiB"
+
+    func options() throws -> SandboxOptions {
+        guard let memory = ByteCount(parsing: memory), memory.bytes >= 16 << 20 else {
+            throw ValidationError("--memory \(memory) is not a size of at least 16MiB (e.g. 512MiB)")
+        }
+        guard let tmp = ByteCount(parsing: tmpSize), tmp.bytes > 0 else { throw ValidationError("--tmp-size \(tmpSize) is not a size (e.g. 1GiB)") }
+        guard pids >= 8, pids <= 1 << 22 else { throw ValidationError("--pids must be between 8 and 4194304") }
+        guard cpu > 0, cpu <= 1024 else { throw ValidationError("--cpu must be above 0 and at most 1024") }
+        var policyValue = SandboxPolicy.builtInDefault()
+        if let policy {
+            do { policyValue = try SandboxPolicy.load(path: policy) } catch { throw RobitExit(RobitExit.invalidInput, error.description) }
+        }
+        var userValue: User?
+        if let user {
+            let parts = user.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]) else {
+                throw ValidationError("--user \(user) is not UID:GID (e.g. 1000:1000)")
+            }
+            guard uid != 0 else { throw ValidationError("--user: the sandbox never runs as root (uid 0)") }
+            userValue = User(uid: uid, gid: gid)
+        }
+        let rootfsValue: SandboxConfiguration.Rootfs
+        if rootfs == "host" {
+            rootfsValue = .host
+        } else {
+            rootfsValue = .path(URL(fileURLWithPath: rootfs).standardizedFileURL.path)
+        }
+        return SandboxOptions(runtime: runtime, rootfs: rootfsValue, workspace: workspace ?? "", user: userValue,
+                              limits: SandboxLimits(memory: memory.bytes, pids: pids, cpu: cpu, tmpSize: tmp.bytes), policy: policyValue)
+    }
+}
+
+struct SandboxRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one command in a fresh sandbox and mirror its exit status.",
+        discussion: """
+            The command is executed directly (no shell); use `-- sh -c '...'` for shell syntax. Its stdout and \
+            stderr are passed through, each capped at --output. A command that runs past --timeout is killed \
+            with everything it started, and robit exits 124; a command killed for using too much memory makes \
+            robit exit 137. The sandbox is always removed afterwards, also on SIGINT and SIGTERM (exit 130).
+            """)
+
+    @OptionGroup var sandbox: SandboxFlags
+
+    @Option(help: "Kill the command after this long, e.g. 30s or 5m.")
+    var timeout: String = "30s"
+
+    @Option(help: "Bytes of stdout and of stderr kept, each, e.g. 1MiB.")
+    var output: String = "1MiB"
+
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.first == "--" && command.count == 1 || command.isEmpty {
+            throw ValidationError("give the command to run after --, e.g. `robit sandbox run -- uname -a`")
+        }
+    }
+
+    func run() async throws {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard let timeout = parseDuration(timeout), timeout > .zero else { throw ValidationError("--timeout \(self.timeout) is not a duration (e.g. 30s)") }
+        guard let output = ByteCount(parsing: output), output.bytes > 0, output.bytes <= 1 << 30 else {
+            throw ValidationError("--output \(self.output) is not a size up to 1GiB (e.g. 1MiB)")
+        }
+        var options = try sandbox.options()
+        Interrupts.install()
+        var scratch: String?
+        if sandbox.workspace == nil {
+            let user = options.user ?? User(uid: 65532, gid: 65532)
+            scratch = try Workspace.makeScratch(user: user)
+            options.workspace = scratch!
+            options.user = user
+        }
+        defer { if let scratch { Workspace.removeScratch(scratch) } }
+
+        let box = try await Sandbox.create(options)
+        let result: ExecResult
+        do {
+            result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))
+        } catch {
+            await box.destroy()
+            throw error
+        }
+        // The output first: runsc takes a second or so to tear a sandbox down.
+        FileHandle.standardOutput.write(result.stdout.data)
+        FileHandle.standardError.write(result.stderr.data)
+        let leftovers = await box.destroy()
+        if result.stdout.truncated {
+            printError("robit: stdout truncated: kept \(result.stdout.data.count) of \(result.stdout.totalBytes) bytes")
+        }
+        if result.stderr.truncated {
+            printError("robit: stderr truncated: kept \(result.stderr.data.count) of \(result.stderr.totalBytes) bytes")
+        }
+        if !leftovers.isEmpty { printError("robit: sandbox teardown incomplete: \(leftovers.joined(separator: "; ")); run `robit doctor --fix`") }
+        if result.interrupted { throw RobitExit(RobitExit.interrupted, "interrupted; sandbox removed") }
+        if result.timedOut { throw RobitExit(124, "command timed out after \(formatDuration(timeout)) and was killed") }
+        if result.outOfMemory {
+            throw RobitExit(137, "command killed: out of memory (limit \(ByteCount(options.limits.memory)))")
+        }
+        if !leftovers.isEmpty { throw RobitExit(RobitExit.sandboxFailed) }
+        throw ExitCode(result.exitCode)
+    }
+}

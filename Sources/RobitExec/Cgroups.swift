@@ -1,0 +1,148 @@
+import Foundation
+
+/// The host's cgroup mounts (v1 controllers, the v2 unified tree, or both in hybrid mode).
+public struct CgroupMounts: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var mountPoint: String
+        /// v1 controllers on this hierarchy; empty for cgroup2.
+        public var controllers: [String]
+        public var isV2: Bool
+    }
+
+    public var entries: [Entry]
+
+    public static func current() -> CgroupMounts {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return CgroupMounts(entries: []) }
+        var entries: [Entry] = []
+        for line in text.split(separator: "\n") {
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " ")
+            let right = halves[1].split(separator: " ")
+            guard left.count >= 5, right.count >= 3 else { continue }
+            let mountPoint = unescapeMountPath(String(left[4]))
+            switch right[0] {
+            case "cgroup2":
+                entries.append(Entry(mountPoint: mountPoint, controllers: [], isV2: true))
+            case "cgroup":
+                let options = right[2].split(separator: ",").map(String.init)
+                let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event",
+                             "net_prio", "hugetlb", "pids", "rdma", "misc"]
+                var controllers = options.filter { known.contains($0) }
+                if let name = options.first(where: { $0.hasPrefix("name=") }) { controllers.append(name) }
+                entries.append(Entry(mountPoint: mountPoint, controllers: controllers, isV2: false))
+            default:
+                continue
+            }
+        }
+        return CgroupMounts(entries: entries)
+    }
+
+    /// Every directory that may hold the cgroup at `path` (one per hierarchy).
+    public func directories(for path: String) -> [String] {
+        entries.map { $0.mountPoint + path }
+    }
+
+    /// The file that counts OOM kills for the cgroup at `path`.
+    func oomKillCount(for path: String) -> Int? {
+        if let v1 = entries.first(where: { $0.controllers.contains("memory") }),
+           let n = Self.readCounter(v1.mountPoint + path + "/memory.oom_control", key: "oom_kill") {
+            return n
+        }
+        for v2 in entries where v2.isV2 {
+            if let n = Self.readCounter(v2.mountPoint + path + "/memory.events", key: "oom_kill") { return n }
+        }
+        return nil
+    }
+
+    static func readCounter(_ file: String, key: String) -> Int? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key { return Int(parts[1]) }
+        }
+        return nil
+    }
+
+    /// True in hybrid mode when the v2 tree still has controllers (hugetlb here), which crun refuses.
+    public var crunHybridQuirk: Bool {
+        guard entries.contains(where: { !$0.isV2 }) else { return false }
+        for v2 in entries where v2.isV2 {
+            let controllers = (try? String(contentsOfFile: v2.mountPoint + "/cgroup.controllers", encoding: .utf8)) ?? ""
+            if !controllers.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return true }
+        }
+        return false
+    }
+
+    /// Removes the cgroup directories at `path` in every hierarchy, deepest first. Returns what is left.
+    @discardableResult
+    public func remove(path: String) -> [String] {
+        var left: [String] = []
+        for dir in directories(for: path) where FileManager.default.fileExists(atPath: dir) {
+            removeTree(dir)
+            if FileManager.default.fileExists(atPath: dir) { left.append(dir) }
+        }
+        return left
+    }
+
+    private func removeTree(_ dir: String) {
+        if let children = try? FileManager.default.contentsOfDirectory(atPath: dir) {
+            for child in children {
+                var isDir: ObjCBool = false
+                let full = dir + "/" + child
+                if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), isDir.boolValue { removeTree(full) }
+            }
+        }
+        // A cgroup still holding processes cannot go: kill them first (it is ours, under /robit).
+        for attempt in 0..<50 {
+            if rmdir(dir) == 0 || errno == ENOENT { return }
+            if let procs = try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8) {
+                for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) { Foundation.kill(pid, SIGKILL) }
+            }
+            usleep(attempt < 10 ? 10_000 : 100_000)
+        }
+    }
+
+    /// Sandbox ids that have a cgroup under /robit in any hierarchy.
+    public func sandboxIDs() -> Set<String> {
+        var ids = Set<String>()
+        for dir in directories(for: "/robit") {
+            for child in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where child.hasPrefix("robit-") {
+                ids.insert(child)
+            }
+        }
+        return ids
+    }
+}
+
+/// Mount paths in /proc/self/mountinfo escape space, tab, newline and backslash as octal.
+func unescapeMountPath(_ s: String) -> String {
+    guard s.contains("\\") else { return s }
+    var out: [UInt8] = []
+    let bytes = Array(s.utf8)
+    var i = 0
+    while i < bytes.count {
+        if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count,
+           let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+            out.append(v)
+            i += 4
+        } else {
+            out.append(bytes[i])
+            i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Mount points at or below `prefix`, deepest first.
+func mounts(under prefix: String) -> [String] {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+    var result: [String] = []
+    for line in text.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        guard fields.count > 4 else { continue }
+        let mp = unescapeMountPath(String(fields[4]))
+        if mp == prefix || mp.hasPrefix(prefix + "/") { result.append(mp) }
+    }
+    return result.sorted { $0.count > $1.count }
+}

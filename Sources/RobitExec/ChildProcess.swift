@@ -1,0 +1,275 @@
+import CRobitSys
+import Foundation
+
+/// How a process ended. A non-zero exit is a result, not an error.
+public enum TerminationStatus: Sendable, Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let code): return "exit \(code)"
+        case .signaled(let sig): return "signal \(sig)"
+        }
+    }
+}
+
+/// Output of one stream, capped: at most `limit` bytes are kept, the rest is read and counted.
+public struct CapturedOutput: Sendable, Equatable {
+    public var data: Data
+    /// Every byte the process wrote, kept or not.
+    public var totalBytes: Int
+    public var truncated: Bool { totalBytes > data.count }
+    /// The last bytes written, kept even when `data` is truncated.
+    var tail = Data()
+
+    public init(data: Data = Data(), totalBytes: Int = 0) {
+        self.data = data
+        self.totalBytes = totalBytes
+    }
+
+    public var text: String { String(decoding: data, as: UTF8.self) }
+}
+
+/// A host process run to completion with stdout and stderr drained concurrently (no pipe deadlock),
+/// a deadline, and the process-wide interrupt (SIGINT/SIGTERM) watched while it runs.
+struct ChildProcess {
+    enum Stdio {
+        case capture
+        case null
+        case file(String)
+    }
+
+    struct Result {
+        var status: TerminationStatus
+        var stdout: CapturedOutput
+        var stderr: CapturedOutput
+        var duration: Duration
+        var timedOut: Bool
+        var interrupted: Bool
+    }
+
+    struct SpawnError: Error, CustomStringConvertible {
+        var executable: String
+        var errno: Int32
+        var description: String { "cannot start \(executable): \(String(cString: strerror(errno)))" }
+    }
+
+    /// The environment of every runtime robit starts: nothing of robit's own (API keys stay out).
+    static let cleanEnvironment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+
+    var executable: String
+    var arguments: [String]
+    var environment: [String] = cleanEnvironment
+    var stdout: Stdio = .capture
+    var stderr: Stdio = .capture
+    /// Bytes kept per captured stream.
+    var outputLimit: Int = 1 << 20
+    var timeout: Duration?
+    /// Called once when the deadline passes or robit is interrupted, before the process is killed:
+    /// the place to stop what the process started elsewhere (an exec'd command inside a sandbox).
+    var onStop: (@Sendable () -> Void)?
+    /// Called when the process has exited but something it started still holds its output open.
+    var onLingering: (@Sendable () -> Void)?
+    /// Whether an interrupt of robit stops this process (teardown commands must run to the end).
+    var interruptible = true
+
+    /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
+    static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"
+
+    /// Runs the process on a thread of its own and returns when it has ended and its output is drained.
+    func run() async throws -> Result {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result { try self.runBlocking() })
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    func runBlocking() throws -> Result {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        var fileFDs: [Int32] = []
+        defer { for fd in fileFDs { close(fd) } }
+
+        func fd(for stdio: Stdio, pipe: inout [Int32]) throws -> Int32 {
+            switch stdio {
+            case .null: return -1
+            case .capture:
+                guard robit_pipe2(&pipe, Int32(O_CLOEXEC)) == 0 else { throw SpawnError(executable: executable, errno: errno) }
+                return pipe[1]
+            case .file(let path):
+                let f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                guard f >= 0 else { throw SpawnError(executable: path, errno: errno) }
+                fileFDs.append(f)
+                return f
+            }
+        }
+        let outFD = try fd(for: stdout, pipe: &outPipe)
+        let errFD = try fd(for: stderr, pipe: &errPipe)
+
+        var pid: pid_t = 0
+        let argv = [executable] + arguments
+        let rc = withCStrings(argv) { cArgv in
+            withCStrings(environment) { cEnv in
+                robit_spawn(executable, cArgv, cEnv, -1, outFD, errFD, &pid)
+            }
+        }
+        if outPipe[1] >= 0 { close(outPipe[1]) }
+        if errPipe[1] >= 0 { close(errPipe[1]) }
+        guard rc == 0 else {
+            if outPipe[0] >= 0 { close(outPipe[0]) }
+            if errPipe[0] >= 0 { close(errPipe[0]) }
+            throw SpawnError(executable: executable, errno: rc)
+        }
+        let pidFD = robit_pidfd_open(pid)
+        defer { if pidFD >= 0 { close(pidFD) } }
+
+        var out = CapturedOutput()
+        var err = CapturedOutput()
+        var openFDs: [Int32: Bool] = [:]  // fd -> isStdout
+        if outPipe[0] >= 0 { openFDs[outPipe[0]] = true }
+        if errPipe[0] >= 0 { openFDs[errPipe[0]] = false }
+        defer { for fd in openFDs.keys { close(fd) } }
+
+        var status: TerminationStatus?
+        var timedOut = false
+        var interrupted = false
+        var stopped = false
+        var stoppedAt: ContinuousClock.Instant?
+        var exitedAt: ContinuousClock.Instant?
+        var lingeringHandled = false
+        let deadline = timeout.map { start + $0 }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+
+        func reap(block: Bool) {
+            guard status == nil else { return }
+            var raw: Int32 = 0
+            let r = waitpid(pid, &raw, block ? 0 : WNOHANG)
+            if r == pid {
+                status = decodeWaitStatus(raw)
+                exitedAt = clock.now
+            }
+        }
+
+        func stop(interrupt: Bool) {
+            guard !stopped else { return }
+            stopped = true
+            stoppedAt = clock.now
+            if interrupt { interrupted = true } else { timedOut = true }
+            onStop?()
+            if onStop == nil { kill(-pid, SIGKILL) }
+        }
+
+        while true {
+            if status == nil && pidFD < 0 { reap(block: false) }
+            if status != nil && openFDs.isEmpty { break }
+            let now = clock.now
+            if !stopped, let deadline, now >= deadline { stop(interrupt: false) }
+            if !stopped, interruptible, Interrupts.pending { stop(interrupt: true) }
+            // A stopped process gets 3 s to go before the runtime process itself is killed.
+            if stopped, status == nil, let stoppedAt, now - stoppedAt > .seconds(3) { kill(-pid, SIGKILL) }
+            if let exitedAt, !openFDs.isEmpty {
+                // The process is gone but something it started keeps its output open.
+                if !lingeringHandled, now - exitedAt > .milliseconds(250) {
+                    lingeringHandled = true
+                    onLingering?()
+                }
+                if now - exitedAt > .seconds(3) { break }
+            }
+
+            var fds: [pollfd] = openFDs.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if status == nil && pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
+            if interruptible && !stopped { fds.append(pollfd(fd: Interrupts.fd, events: Int16(POLLIN), revents: 0)) }
+            var wait: Int32 = 1000
+            if let deadline, !stopped { wait = min(wait, Int32(clamping: max(0, (deadline - now).milliseconds + 1))) }
+            if stopped || exitedAt != nil { wait = min(wait, 50) }
+            if status == nil && pidFD < 0 { wait = min(wait, 20) }
+            let n = poll(&fds, nfds_t(fds.count), wait)
+            if n < 0 && errno != EINTR { break }
+            for p in fds where p.revents != 0 {
+                if p.fd == pidFD { reap(block: true); continue }
+                if p.fd == Interrupts.fd { continue }
+                guard let isOut = openFDs[p.fd] else { continue }
+                let r = read(p.fd, &buffer, buffer.count)
+                if r > 0 {
+                    if isOut { out.append(buffer, count: r, limit: outputLimit) } else { err.append(buffer, count: r, limit: outputLimit) }
+                } else if r == 0 || (errno != EINTR && errno != EAGAIN) {
+                    close(p.fd)
+                    openFDs[p.fd] = nil
+                }
+            }
+        }
+        reap(block: true)
+        if Self.trace {
+            let ms = Double((clock.now - start).nanoseconds) / 1e6
+            FileHandle.standardError.write(Data("robit: trace: \(([executable] + arguments).joined(separator: " ")): \(status.map { "\($0)" } ?? "killed") in \(String(format: "%.1f", ms)) ms\n".utf8))
+        }
+        return Result(status: status ?? .signaled(SIGKILL), stdout: out, stderr: err, duration: clock.now - start,
+                      timedOut: timedOut, interrupted: interrupted)
+    }
+}
+
+extension CapturedOutput {
+    mutating func append(_ bytes: [UInt8], count: Int, limit: Int) {
+        totalBytes += count
+        let room = limit - data.count
+        if room > 0 { data.append(contentsOf: bytes[0..<min(room, count)]) }
+        let keep = 64
+        tail.append(contentsOf: bytes[max(0, count - keep)..<count])
+        if tail.count > keep { tail.removeFirst(tail.count - keep) }
+    }
+}
+
+func decodeWaitStatus(_ raw: Int32) -> TerminationStatus {
+    let sig = raw & 0x7f
+    if sig == 0 { return .exited((raw >> 8) & 0xff) }
+    return .signaled(sig)
+}
+
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for p in pointers { free(p) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (s, a) = components
+        return s * 1000 + a / 1_000_000_000_000_000
+    }
+    var nanoseconds: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, observed by every running child process and by the CLI.
+public enum Interrupts {
+    nonisolated(unsafe) private static var pipeFDs: [Int32] = [-1, -1]
+    private static let installed: Bool = {
+        var fds: [Int32] = [-1, -1]
+        guard robit_pipe2(&fds, Int32(O_CLOEXEC | O_NONBLOCK)) == 0 else { return false }
+        pipeFDs = fds
+        return robit_install_interrupt_handlers(fds[1]) == 0
+    }()
+
+    /// Starts catching the signals; until then they have their default effect.
+    public static func install() { _ = installed }
+
+    /// Readable once a signal has arrived (never drained, so every poller sees it).
+    static var fd: Int32 { _ = installed; return pipeFDs[0] }
+
+    /// The signal that interrupted robit, if any.
+    public static var signal: Int32? {
+        let s = robit_interrupt_signal()
+        return s == 0 ? nil : s
+    }
+
+    public static var pending: Bool { signal != nil }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+public enum RuntimeKind: String, Sendable, CaseIterable, Codable {
+    case runsc, crun, runc
+}
+
+/// One OCI runtime binary and the arguments robit gives each of its verbs.
+public struct Runtime: Sendable, Equatable {
+    public var kind: RuntimeKind
+    public var path: String
+
+    public init(kind: RuntimeKind, path: String) {
+        self.kind = kind
+        self.path = path
+    }
+
+    static let searchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+
+    /// Finds the runtime in the usual system directories.
+    public static func locate(_ kind: RuntimeKind) throws(SandboxError) -> Runtime {
+        for dir in searchPath where access("\(dir)/\(kind.rawValue)", X_OK) == 0 {
+            return Runtime(kind: kind, path: "\(dir)/\(kind.rawValue)")
+        }
+        throw SandboxError(.runtimeMissing, "\(kind.rawValue) is not installed (looked in \(searchPath.joined(separator: ", "))); run ./scripts/setup or `apt-get install \(kind.rawValue)`")
+    }
+
+    /// Flags every invocation gets. runsc needs the same flags on every verb, and applies the
+    /// spec's seccomp profile only when told to.
+    var globalArguments: [String] {
+        switch kind {
+        case .runsc: return ["--platform=ptrace", "--network=none", "--oci-seccomp"]
+        case .crun, .runc: return []
+        }
+    }
+
+    func runDetached(bundle: String, id: String) -> [String] {
+        switch kind {
+        case .runsc: return globalArguments + ["run", "--detach", "--bundle", bundle, id]
+        case .crun, .runc: return globalArguments + ["run", "--detach", "--bundle", bundle, id]
+        }
+    }
+
+    func exec(processFile: String, id: String) -> [String] {
+        globalArguments + ["exec", "--process", processFile, id]
+    }
+
+    func delete(id: String, force: Bool = true) -> [String] {
+        globalArguments + ["delete"] + (force ? ["--force"] : []) + [id]
+    }
+
+    func kill(id: String, signal: String = "KILL") -> [String] {
+        globalArguments + ["kill", id, signal]
+    }
+
+    func state(id: String) -> [String] {
+        globalArguments + ["state", id]
+    }
+
+    func list() -> [String] {
+        switch kind {
+        case .runsc: return globalArguments + ["list", "--quiet"]
+        case .crun, .runc: return ["list", "--quiet"]
+        }
+    }
+
+    /// The first line of `RUNTIME --version`.
+    public func version() async -> String? {
+        guard let r = try? await ChildProcess(executable: path, arguments: ["--version"], outputLimit: 4096,
+                                              timeout: .seconds(10), interruptible: false).run(),
+              r.status == .exited(0) else { return nil }
+        return r.stdout.text.split(separator: "\n").first.map(String.init)
+    }
+
+    /// Container ids this runtime knows about.
+    public func containerIDs() async -> [String] {
+        guard let r = try? await ChildProcess(executable: path, arguments: list(), outputLimit: 1 << 20,
+                                              timeout: .seconds(20), interruptible: false).run() else { return [] }
+        return r.stdout.text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// The container's status ("running", "stopped", ...), or nil when the runtime does not know it.
+    func status(id: String) async -> String? {
+        guard let r = try? await ChildProcess(executable: path, arguments: state(id: id), outputLimit: 1 << 16,
+                                              timeout: .seconds(20), interruptible: false).run(),
+              r.status == .exited(0),
+              let object = try? JSONSerialization.jsonObject(with: r.stdout.data) as? [String: Any] else { return nil }
+        return object["status"] as? String
+    }
+}

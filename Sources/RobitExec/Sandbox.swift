@@ -1,0 +1,311 @@
+import Foundation
+import RobitOCI
+
+/// What to start a sandbox with.
+public struct SandboxOptions: Sendable {
+    public var runtime: RuntimeKind
+    public var rootfs: SandboxConfiguration.Rootfs
+    /// Host directory mounted read-write at /work.
+    public var workspace: String
+    /// The uid/gid inside; nil = the owner of the workspace (never root).
+    public var user: User?
+    public var limits: SandboxLimits
+    public var policy: SandboxPolicy
+    /// Host path of robit-init; nil = next to the robit executable, or `$ROBIT_INIT`.
+    public var initBinary: String?
+    public var state: SandboxState
+
+    public init(runtime: RuntimeKind = .runsc, rootfs: SandboxConfiguration.Rootfs = .host, workspace: String, user: User? = nil,
+                limits: SandboxLimits = SandboxLimits(), policy: SandboxPolicy = .builtInDefault(), initBinary: String? = nil,
+                state: SandboxState = .default()) {
+        self.runtime = runtime
+        self.rootfs = rootfs
+        self.workspace = workspace
+        self.user = user
+        self.limits = limits
+        self.policy = policy
+        self.initBinary = initBinary
+        self.state = state
+    }
+
+    /// Memory allowed to gVisor's own kernel on top of the sandbox's limit.
+    public static let runscMemoryOverhead: UInt64 = 128 << 20
+
+    /// The full configuration for a sandbox with this id: validates the workspace, the user and robit-init.
+    public func configuration(id: String) throws(SandboxError) -> SandboxConfiguration {
+        let workspace = try Workspace.validate(workspace)
+        let user: User
+        if let explicit = self.user { user = explicit } else { user = try Workspace.owner(of: workspace) }
+        guard user.uid != 0 else {
+            throw SandboxError(.invalidInput, "the sandbox never runs as root (uid 0); pick another user")
+        }
+        if case .path(let dir) = rootfs {
+            var isDir: ObjCBool = false
+            guard dir.hasPrefix("/"), FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw SandboxError(.invalidInput, "rootfs \(dir) is not a directory (give an absolute path to a prepared root filesystem, or use `host`)")
+            }
+        }
+        let options = self
+        let initPath: String
+        if let given = initBinary { initPath = given } else { initPath = try InitBinary.locate() }
+        return SandboxConfiguration(
+            id: id, rootfs: rootfs, workspace: workspace, user: user, limits: limits, policy: policy,
+            pidsEnforcement: runtime == .runsc ? .rlimit : .cgroup,
+            memoryOverhead: runtime == .runsc ? Self.runscMemoryOverhead : 0,
+            initBinary: initPath,
+            execSeccompFilter: runtime == .runsc ? options.state.directory(for: id) + "/seccomp.bpf" : nil,
+            hostLayout: .scan())
+    }
+}
+
+/// One command to run in a sandbox.
+public struct ExecRequest: Sendable {
+    public var argv: [String]
+    public var cwd: String
+    public var timeout: Duration
+    /// Bytes kept of stdout and of stderr, each.
+    public var outputLimit: Int
+    public var env: [String]
+
+    public init(argv: [String], cwd: String = SandboxConfiguration.workPath, timeout: Duration = .seconds(30),
+                outputLimit: Int = 1 << 20, env: [String] = []) {
+        self.argv = argv
+        self.cwd = cwd
+        self.timeout = timeout
+        self.outputLimit = outputLimit
+        self.env = env
+    }
+
+    /// `sh -c SCRIPT`.
+    public static func shell(_ script: String, timeout: Duration = .seconds(30), outputLimit: Int = 1 << 20) -> ExecRequest {
+        ExecRequest(argv: ["/bin/sh", "-c", script], timeout: timeout, outputLimit: outputLimit)
+    }
+}
+
+public struct ExecResult: Sendable {
+    public var status: TerminationStatus
+    public var stdout: CapturedOutput
+    public var stderr: CapturedOutput
+    public var duration: Duration
+    /// Killed, with everything it started, because it ran past its timeout.
+    public var timedOut: Bool
+    /// Killed by the kernel for going over the sandbox's memory limit.
+    public var outOfMemory: Bool
+    /// Stopped because robit was interrupted (SIGINT/SIGTERM).
+    public var interrupted: Bool
+    /// The sandbox had to be started again after this command (gVisor ends a whole sandbox on OOM).
+    public var sandboxRestarted: Bool
+
+    public var truncated: Bool { stdout.truncated || stderr.truncated }
+
+    /// The shell convention: the exit code, or 128 + the signal.
+    public var exitCode: Int32 {
+        switch status {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+}
+
+/// A running sandbox: created once per run, every command an exec into it.
+public actor Sandbox {
+    public nonisolated let id: String
+    public nonisolated let runtime: Runtime
+    public nonisolated let configuration: SandboxConfiguration
+    public nonisolated let bundle: OCIBundle
+    public nonisolated let spec: Spec
+    let state: SandboxState
+    private var destroyed = false
+    private var lost = false
+    private var restarts = 0
+
+    private init(id: String, runtime: Runtime, configuration: SandboxConfiguration, bundle: OCIBundle, spec: Spec, state: SandboxState) {
+        self.id = id
+        self.runtime = runtime
+        self.configuration = configuration
+        self.bundle = bundle
+        self.spec = spec
+        self.state = state
+    }
+
+    public static func newID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 6)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        return "robit-" + bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init.
+    public static func create(_ options: SandboxOptions) async throws(SandboxError) -> Sandbox {
+        let runtime = try Runtime.locate(options.runtime)
+        try Preflight.check(runtime: runtime)
+        _ = await Janitor.sweep(state: options.state, remove: true)
+        let id = newID()
+        let configuration = try options.configuration(id: id)
+        let dir = options.state.directory(for: id)
+        let bundle: OCIBundle
+        let spec: Spec
+        do {
+            try options.state.writeOwner(id: id, runtime: options.runtime, workspace: configuration.workspace)
+            (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration)
+        } catch {
+            _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
+            throw SandboxError(.createFailed, "cannot write the sandbox bundle in \(dir): \(error.localizedDescription)")
+        }
+        let sandbox = Sandbox(id: id, runtime: runtime, configuration: configuration, bundle: bundle, spec: spec, state: options.state)
+        try await sandbox.start()
+        return sandbox
+    }
+
+    private func start() async throws(SandboxError) {
+        let log = bundle.path + "/runtime.log"
+        let run = ChildProcess(executable: runtime.path, arguments: runtime.runDetached(bundle: bundle.path, id: id),
+                               stdout: .null, stderr: .file(log), timeout: .seconds(60), interruptible: false)
+        let result: ChildProcess.Result
+        do {
+            result = try await run.run()
+        } catch {
+            _ = await destroy()
+            throw SandboxError(.createFailed, "\(error)")
+        }
+        guard result.status == .exited(0) else {
+            let message = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            _ = await destroy()
+            throw SandboxError(.createFailed, "\(runtime.kind.rawValue) could not start the sandbox (\(result.status)): \(message.isEmpty ? "no message" : String(message.suffix(2000)))")
+        }
+    }
+
+    /// Runs one command. A non-zero exit, a timeout or an OOM kill is a result; a sandbox that is
+    /// gone or a runtime that cannot exec is an error.
+    public func exec(_ request: ExecRequest) async throws(SandboxError) -> ExecResult {
+        guard !destroyed else { throw SandboxError(.sandboxLost, "the sandbox \(id) was already destroyed") }
+        guard !request.argv.isEmpty, !request.argv[0].isEmpty else { throw SandboxError(.invalidInput, "empty command") }
+        if lost { try await restart() }
+        if Interrupts.pending { throw SandboxError(.interrupted, "interrupted") }
+
+        let tag = Self.newID().dropFirst("robit-".count) + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+        let processFile = bundle.path + "/exec-\(tag).json"
+        let killFile = bundle.path + "/kill-\(tag).json"
+        do {
+            let process = SpecGenerator.execProcess(configuration, tag: String(tag), argv: request.argv, cwd: request.cwd, env: request.env)
+            let killer = SpecGenerator.execProcess(configuration, tag: "k" + tag, argv: [SandboxConfiguration.initPath, "kill", String(tag)], cwd: "/")
+            try OCIBundle.encode(process).write(to: URL(fileURLWithPath: processFile))
+            try OCIBundle.encode(killer).write(to: URL(fileURLWithPath: killFile))
+        } catch {
+            throw SandboxError(.execFailed, "cannot write \(processFile): \(error.localizedDescription)")
+        }
+        defer {
+            unlink(processFile)
+            unlink(killFile)
+        }
+
+        let cgroups = CgroupMounts.current()
+        let cgroupPath = SpecGenerator.cgroupsPath(id: id)
+        let oomBefore = cgroups.oomKillCount(for: cgroupPath) ?? 0
+        let runtime = self.runtime
+        let id = self.id
+        let killTree: @Sendable () -> Void = {
+            _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
+                                  outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()
+        }
+        let child = ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: processFile, id: id),
+                                 outputLimit: request.outputLimit, timeout: request.timeout, onStop: killTree, onLingering: killTree)
+        let r: ChildProcess.Result
+        do {
+            r = try await child.run()
+        } catch {
+            throw SandboxError(.execFailed, "\(error)")
+        }
+        var stderr = r.stderr
+        var status = r.status
+        if let signal = stderr.stripStatusMarker() { status = .signaled(signal) }
+        let oomAfter = cgroups.oomKillCount(for: cgroupPath) ?? 0
+        var result = ExecResult(status: status, stdout: r.stdout, stderr: stderr, duration: r.duration, timedOut: r.timedOut,
+                                outOfMemory: oomAfter > oomBefore, interrupted: r.interrupted, sandboxRestarted: false)
+        if case .exited(let code) = r.status, code != 0, !result.timedOut, !result.interrupted {
+            // A runtime error and a command's exit code look alike: ask whether the sandbox is still there.
+            if await runtime.status(id: id) != "running" {
+                lost = true
+                if result.outOfMemory || runtime.kind == .runsc {
+                    // gVisor's whole sandbox is the unit the kernel OOM-kills; start it again for the next command.
+                    result.status = .signaled(SIGKILL)
+                    result.sandboxRestarted = true
+                    try await restart()
+                } else {
+                    throw SandboxError(.sandboxLost, "the sandbox \(id) stopped: \(stderr.text.suffix(500))")
+                }
+            }
+        }
+        return result
+    }
+
+    /// Starts the same sandbox again after gVisor's kernel was OOM-killed. The workspace is kept; /tmp is not.
+    private func restart() async throws(SandboxError) {
+        restarts += 1
+        guard restarts <= 20 else { throw SandboxError(.sandboxLost, "the sandbox \(id) was restarted 20 times; giving up") }
+        _ = await Janitor.removeContainer(id: id, runtime: runtime)
+        CgroupMounts.current().remove(path: SpecGenerator.cgroupsPath(id: id))
+        try await start()
+        lost = false
+    }
+
+    /// Kills and deletes the container and removes its cgroups and bundle. Safe to call twice.
+    /// Returns what could not be removed (empty when everything is gone).
+    @discardableResult
+    public func destroy() async -> [String] {
+        guard !destroyed else { return [] }
+        destroyed = true
+        return await Janitor.teardown(id: id, runtimes: [runtime.kind], state: state)
+    }
+
+    /// True while the runtime reports the sandbox running.
+    public func isRunning() async -> Bool {
+        await runtime.status(id: id) == "running"
+    }
+}
+
+extension CapturedOutput {
+    static let statusMarker = Data("\u{1e}robit-exec:signal=".utf8)
+
+    /// Removes robit-init's "killed by signal N" marker from the end of stderr and returns N.
+    mutating func stripStatusMarker() -> Int32? {
+        guard tail.last == UInt8(ascii: "\n"), let range = tail.lastRange(of: Self.statusMarker) else { return nil }
+        let digits = tail[range.upperBound..<(tail.endIndex - 1)]
+        guard !digits.isEmpty, digits.count <= 3, let n = Int32(String(decoding: digits, as: UTF8.self)) else { return nil }
+        let markerLength = tail.endIndex - range.lowerBound
+        totalBytes -= markerLength
+        if data.count > totalBytes { data.removeLast(data.count - totalBytes) }
+        return n
+    }
+}
+
+/// Checks of the host that must pass before a sandbox is created.
+enum Preflight {
+    static func check(runtime: Runtime) throws(SandboxError) {
+        guard geteuid() == 0 else {
+            throw SandboxError(.hostNotReady, "robit creates sandboxes as root (it manages cgroups, mounts and network namespaces); run it with sudo")
+        }
+        if runtime.kind == .crun, CgroupMounts.current().crunHybridQuirk {
+            throw SandboxError(.hostNotReady, "crun refuses cgroups in hybrid mode while the cgroup2 tree has controllers (hugetlb); run `robit doctor --fix` (it mounts hugetlb as a v1 hierarchy) or use --runtime runsc")
+        }
+    }
+}
+
+/// Where robit-init is.
+public enum InitBinary {
+    public static func locate() throws(SandboxError) -> String {
+        if let path = ProcessInfo.processInfo.environment["ROBIT_INIT"], access(path, X_OK) == 0 { return path }
+        var candidates: [String] = []
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            var dir = (exe as NSString).deletingLastPathComponent
+            candidates.append(dir + "/robit-init")
+            // Test bundles live one level below the build products (robitPackageTests.xctest/...).
+            while dir.count > 1 && !candidates.contains(dir + "/robit-init") {
+                dir = (dir as NSString).deletingLastPathComponent
+                candidates.append(dir + "/robit-init")
+            }
+        }
+        candidates += ["/usr/local/libexec/robit/robit-init", "/usr/libexec/robit/robit-init"]
+        for path in candidates where access(path, X_OK) == 0 { return path }
+        throw SandboxError(.hostNotReady, "robit-init was not found next to robit (looked in \(candidates.prefix(3).joined(separator: ", "))); build it with `swift build` or set ROBIT_INIT")
+    }
+}

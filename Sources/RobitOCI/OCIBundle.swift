@@ -1,0 +1,116 @@
+import Foundation
+
+/// An OCI bundle on disk: `config.json` and, for rootfs `host`, the skeleton root filesystem robit
+/// writes (mount points, the host's /bin-style symlinks and a curated /etc).
+public struct OCIBundle: Sendable {
+    public let path: String
+    public var configPath: String { path + "/config.json" }
+    public var rootfsPath: String { path + "/rootfs" }
+
+    public init(path: String) { self.path = path }
+
+    /// Writes the bundle for `configuration` into `path` (created if missing, mode 0700).
+    @discardableResult
+    public static func create(at path: String, configuration c: SandboxConfiguration) throws -> (bundle: OCIBundle, spec: Spec) {
+        let bundle = OCIBundle(path: path)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let rootPath: String
+        switch c.rootfs {
+        case .host:
+            try writeHostRootfs(at: bundle.rootfsPath, configuration: c)
+            rootPath = bundle.rootfsPath
+        case .path(let dir):
+            rootPath = dir
+        }
+        if let filter = c.execSeccompFilter {
+            try write(Data(try SyscallTable.compileBPF(c.policy.seccomp)), to: filter, mode: 0o644)
+        }
+        let spec = SpecGenerator.spec(for: c, rootfsPath: rootPath)
+        try write(encode(spec), to: bundle.configPath, mode: 0o600)
+        return (bundle, spec)
+    }
+
+    public func loadSpec() throws -> Spec {
+        try JSONDecoder().decode(Spec.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
+    }
+
+    /// Deterministic, diffable JSON: sorted keys, two-space indentation, `/` not escaped.
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var data = try encoder.encode(value)
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+
+    static func writeHostRootfs(at root: String, configuration c: SandboxConfiguration) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        for dir in ["usr", "etc", "proc", "dev", "sys", "tmp", "work", ".robit", "run", "var", "var/tmp", "root", "home", "opt", "mnt"] {
+            try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        }
+        // runc gives a tmpfs the mode of the directory it is mounted on.
+        for dir in ["tmp", "var/tmp"] { chmod("\(root)/\(dir)", 0o1777) }
+        for name in HostLayout.candidates {
+            switch c.hostLayout.entries[name] {
+            case .symlink(let target): try fm.createSymbolicLink(atPath: "\(root)/\(name)", withDestinationPath: target)
+            case .directory: try fm.createDirectory(atPath: "\(root)/\(name)", withIntermediateDirectories: true)
+            case nil: break
+            }
+        }
+        for dir in c.hostLayout.etcBinds {
+            try fm.createDirectory(atPath: root + dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        }
+        try write(Data(), to: "\(root)/.robit/init", mode: 0o755)
+        try write(Data(), to: "\(root)/.robit/seccomp.bpf", mode: 0o644)
+        for (name, text) in curatedEtc(user: c.user, hostname: c.hostname) {
+            try write(Data(text.utf8), to: "\(root)/etc/\(name)", mode: 0o644)
+        }
+    }
+
+    /// The whole of /etc inside a `host` sandbox, apart from the read-only CA certificate and
+    /// alternatives directories: no host accounts, no host DNS servers.
+    public static func curatedEtc(user: User, hostname: String, hosts: [(String, String)] = []) -> [(String, String)] {
+        var hostsFile = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
+        for (address, name) in hosts { hostsFile += "\(address)\t\(name)\n" }
+        return [
+            ("passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nrobit:x:\(user.uid):\(user.gid):robit sandbox:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+            ("group", "root:x:0:\nrobit:x:\(user.gid):\nnogroup:x:65534:\n"),
+            ("hosts", hostsFile),
+            ("hostname", hostname + "\n"),
+            // No nameserver: names the sandbox may reach are pinned in /etc/hosts.
+            ("resolv.conf", "# robit: no DNS inside the sandbox; allowed names are pinned in /etc/hosts\noptions attempts:1 timeout:1\n"),
+            ("nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n"),
+        ]
+    }
+
+    static func write(_ data: Data, to path: String, mode: Int) throws {
+        let fm = FileManager.default
+        guard fm.createFile(atPath: path, contents: data, attributes: [.posixPermissions: mode]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+}
+
+extension HostLayout {
+    /// Reads which of /bin, /sbin, /lib* are symlinks (merged /usr) or real directories.
+    public static func scan(root: String = "/") -> HostLayout {
+        let fm = FileManager.default
+        var entries: [String: Entry] = [:]
+        for name in candidates {
+            let path = root + name
+            if let target = try? fm.destinationOfSymbolicLink(atPath: path) {
+                entries[name] = .symlink(target)
+            } else {
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { entries[name] = .directory }
+            }
+        }
+        let etc = etcCandidates.filter { dir in
+            var isDir: ObjCBool = false
+            return fm.fileExists(atPath: root == "/" ? dir : root + dir.dropFirst(), isDirectory: &isDir) && isDir.boolValue
+        }
+        return HostLayout(entries: entries, etcBinds: etc)
+    }
+}

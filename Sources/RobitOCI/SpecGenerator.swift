@@ -1,0 +1,100 @@
+/// Pure generation of a sandbox's runtime spec.
+public enum SpecGenerator {
+    /// Paths masked (bound to /dev/null or an empty tmpfs) as runc's default spec does.
+    public static let maskedPaths = [
+        "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ]
+    /// Paths made read-only as runc's default spec does.
+    public static let readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+    public static let cpuPeriod: UInt64 = 100_000
+
+    /// The long-running process of the sandbox: robit-init reaping orphans as PID 1.
+    public static func initProcess(_ c: SandboxConfiguration) -> Process {
+        process(c, args: [SandboxConfiguration.initPath, "init"], cwd: "/")
+    }
+
+    /// The process of one exec, tagged ROBIT_EXEC=tag so a timeout can find and kill its whole tree.
+    /// Where the runtime does not filter exec'd processes, robit-init loads the seccomp filter first.
+    public static func execProcess(_ c: SandboxConfiguration, tag: String, argv: [String], cwd: String = SandboxConfiguration.workPath,
+                                   env: [String] = []) -> Process {
+        let args = c.execSeccompFilter == nil
+            ? argv
+            : [SandboxConfiguration.initPath, "exec", "--seccomp", SandboxConfiguration.seccompFilterPath, "--"] + argv
+        var p = process(c, args: args, cwd: cwd)
+        p.env = (p.env ?? []) + env + ["ROBIT_EXEC=\(tag)"]
+        return p
+    }
+
+    static func process(_ c: SandboxConfiguration, args: [String], cwd: String) -> Process {
+        var rlimits = [
+            Rlimit(type: "RLIMIT_NOFILE", hard: c.limits.openFiles, soft: c.limits.openFiles),
+            Rlimit(type: "RLIMIT_CORE", hard: 0, soft: 0),
+        ]
+        if c.pidsEnforcement == .rlimit {
+            rlimits.append(Rlimit(type: "RLIMIT_NPROC", hard: UInt64(c.limits.pids), soft: UInt64(c.limits.pids)))
+        }
+        return Process(terminal: false, user: User(uid: c.user.uid, gid: c.user.gid, umask: 0o022), args: args, env: c.env, cwd: cwd,
+                       capabilities: Capabilities(c.policy.capabilities), rlimits: rlimits, noNewPrivileges: true)
+    }
+
+    public static func spec(for c: SandboxConfiguration, rootfsPath: String) -> Spec {
+        var mounts = [
+            Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
+            Mount(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            Mount(destination: "/dev/pts", type: "devpts", source: "devpts",
+                  options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
+            Mount(destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
+        ]
+        if case .host = c.rootfs {
+            mounts.append(readOnlyBind("/usr", "/usr"))
+            for name in HostLayout.candidates where c.hostLayout.entries[name] == .directory {
+                mounts.append(readOnlyBind("/\(name)", "/\(name)"))
+            }
+            for dir in c.hostLayout.etcBinds {
+                mounts.append(readOnlyBind(dir, dir))
+            }
+        }
+        mounts += [
+            Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs",
+                  options: ["nosuid", "nodev", "mode=1777", "size=\(c.limits.tmpSize)"]),
+            Mount(destination: SandboxConfiguration.workPath, type: "bind", source: c.workspace, options: ["bind", "rw", "nosuid", "nodev"]),
+            readOnlyBind(c.initBinary, SandboxConfiguration.initPath),
+        ]
+        if let filter = c.execSeccompFilter {
+            mounts.append(readOnlyBind(filter, SandboxConfiguration.seccompFilterPath))
+        }
+
+        var namespaces = ["pid", "ipc", "uts", "mount"].map { Namespace(type: $0) }
+        namespaces.append(Namespace(type: "network", path: c.networkNamespace))
+
+        let memory = Int64(clamping: c.limits.memory &+ c.memoryOverhead)
+        let quota = Int64((c.limits.cpu * Double(cpuPeriod)).rounded())
+        let resources = Resources(
+            memory: Resources.Memory(limit: memory, swap: memory),
+            cpu: Resources.CPU(quota: max(quota, 1000), period: cpuPeriod),
+            pids: c.pidsEnforcement == .cgroup ? Resources.Pids(limit: Int64(c.limits.pids)) : nil)
+
+        var annotations = c.annotations
+        annotations["dev.robit.sandbox"] = c.id
+        return Spec(
+            ociVersion: "1.0.2",
+            process: initProcess(c),
+            root: Root(path: rootfsPath, readonly: true),
+            hostname: c.hostname,
+            mounts: mounts,
+            annotations: annotations,
+            linux: Linux(namespaces: namespaces, resources: resources, cgroupsPath: cgroupsPath(id: c.id), seccomp: c.policy.seccomp,
+                         maskedPaths: maskedPaths, readonlyPaths: readonlyPaths))
+    }
+
+    /// Every sandbox's cgroup lives under /robit, one per sandbox id.
+    public static func cgroupsPath(id: String) -> String { "/robit/\(id)" }
+
+    static func readOnlyBind(_ source: String, _ destination: String) -> Mount {
+        Mount(destination: destination, type: "bind", source: source, options: ["bind", "ro", "nosuid", "nodev"])
+    }
+}

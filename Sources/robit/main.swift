@@ -1,0 +1,3 @@
+import RobitCLI
+
+await RobitCommand.main()
