@@ -42,7 +42,7 @@ public struct Seccomp: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Arg: Codable, Sendable, Equatable {
+    public struct Arg: Codable, Sendable, Hashable {
         public var index: UInt32
         public var value: UInt64
         public var valueTwo: UInt64?

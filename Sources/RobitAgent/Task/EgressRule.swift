@@ -45,6 +45,9 @@ public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
             throw ParseError(message: "empty egress entry; write host:port, e.g. \"api.github.com:443\"")
         }
         guard !text.contains(where: { $0.isWhitespace }) else { throw fail("remove the spaces") }
+        guard !text.contains("://") else {
+            throw fail("write host:port without a scheme, e.g. \"api.github.com:443\"")
+        }
         let hostPart: Substring
         let portPart: Substring
         if text.hasPrefix("[") {

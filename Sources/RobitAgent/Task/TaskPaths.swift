@@ -85,10 +85,9 @@ enum TaskSyntax {
 
     /// Why `text` is not an http(s) URL robit will talk to; nil when it is one.
     static func urlProblem(_ text: String) -> String? {
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
-            return "is not a URL"
-        }
-        guard scheme == "http" || scheme == "https" else { return "must start with https:// or http://" }
+        guard let components = URLComponents(string: text) else { return "is not a URL" }
+        let scheme = components.scheme?.lowercased()
+        guard text.contains("://"), scheme == "http" || scheme == "https" else { return "must start with https:// or http://" }
         guard let host = components.host, !host.isEmpty else { return "has no host name" }
         guard components.user == nil, components.password == nil else {
             return "must not contain credentials; name the environment variable holding them instead"

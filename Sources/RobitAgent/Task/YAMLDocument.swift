@@ -113,9 +113,8 @@ enum YAMLDocument {
         case .mapping(let mapping):
             for (key, value) in mapping {
                 let keyText = key.scalar?.string ?? "?"
-                let childPath = KeyPath.child(path, keyText)
-                walk(key, path: childPath, visit)
-                walk(value, path: childPath, visit)
+                walk(key, path: path, visit)  // a key belongs to its mapping's path
+                walk(value, path: KeyPath.child(path, keyText), visit)
             }
         case .sequence(let sequence):
             for (index, item) in sequence.enumerated() {
