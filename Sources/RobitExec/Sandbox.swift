@@ -115,6 +115,8 @@ public actor Sandbox {
     public nonisolated let bundle: OCIBundle
     public nonisolated let spec: Spec
     let state: SandboxState
+    /// The host's cgroup mounts, read once: OOM kills are counted before and after every exec.
+    private let cgroups = CgroupMounts.current()
     private var destroyed = false
     private var lost = false
     private var restarts = 0
@@ -127,6 +129,12 @@ public actor Sandbox {
         self.spec = spec
         self.state = state
     }
+
+    static let compactEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        return e
+    }()
 
     public static func newID() -> String {
         var bytes = [UInt8](repeating: 0, count: 6)
@@ -187,9 +195,7 @@ public actor Sandbox {
         let killFile = bundle.path + "/kill-\(tag).json"
         do {
             let process = SpecGenerator.execProcess(configuration, tag: String(tag), argv: request.argv, cwd: request.cwd, env: request.env)
-            let killer = SpecGenerator.execProcess(configuration, tag: "k" + tag, argv: [SandboxConfiguration.initPath, "kill", String(tag)], cwd: "/")
-            try OCIBundle.encode(process).write(to: URL(fileURLWithPath: processFile))
-            try OCIBundle.encode(killer).write(to: URL(fileURLWithPath: killFile))
+            try Self.compactEncoder.encode(process).write(to: URL(fileURLWithPath: processFile))
         } catch {
             throw SandboxError(.execFailed, "cannot write \(processFile): \(error.localizedDescription)")
         }
@@ -198,12 +204,14 @@ public actor Sandbox {
             unlink(killFile)
         }
 
-        let cgroups = CgroupMounts.current()
         let cgroupPath = SpecGenerator.cgroupsPath(id: id)
         let oomBefore = cgroups.oomKillCount(for: cgroupPath) ?? 0
         let runtime = self.runtime
         let id = self.id
+        let killer = SpecGenerator.execProcess(configuration, tag: "k" + tag, argv: [SandboxConfiguration.initPath, "kill", String(tag)], cwd: "/")
+        // Only a command that times out, is interrupted or leaves something behind needs the killer.
         let killTree: @Sendable () -> Void = {
+            guard (try? Self.compactEncoder.encode(killer).write(to: URL(fileURLWithPath: killFile))) != nil else { return }
             _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
                                   outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()
         }

@@ -155,7 +155,7 @@ struct YAMLReader {
         }
         if value < min {
             var message = "\(text) is too small; the minimum is \(min)"
-            if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), value.bytes > 0 {
                 message += " (a number without a unit counts bytes: did you mean \(text)MiB?)"
             }
             throw fail(node, path, message)
