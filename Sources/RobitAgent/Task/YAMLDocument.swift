@@ -23,7 +23,7 @@ enum YAMLDocument {
                 message: "is \(size) bytes; task files are limited to 1 MiB (keep large inputs in the workspace and refer to them from the prompt)")
         }
         let candidates = aliasCandidates(in: text)
-        if false && !candidates.isEmpty {
+        if !candidates.isEmpty {
             let markers = unusedPrivateUseScalars(in: text, count: 1)
             guard let marker = markers.first else {
                 throw TaskFileError(file: file, line: nil, keyPath: "",
