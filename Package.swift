@@ -34,7 +34,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RobitCLI", dependencies: [
-            "RobitExec", "RobitOCI",
+            "RobitAgent", "RobitExec", "RobitOCI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),

@@ -102,25 +102,41 @@ enum TaskFileReader {
     }
 
     static func decodeUTF8(_ data: Data, file: String) throws(TaskFileError) -> String {
-        var bytes = [UInt8](data)
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        // Find the first byte that is not valid UTF-8, to point at its line.
-        var offset = 0
-        while offset < bytes.count {
-            var length = 1
-            var ok = false
-            while length <= 4 && offset + length <= bytes.count {
-                if String(validating: bytes[offset..<offset + length], as: UTF8.self) != nil { ok = true; break }
-                length += 1
-            }
-            if !ok { break }
-            offset += length
+        let bytes = [UInt8](data)
+        guard let offset = firstInvalidUTF8Offset(bytes) else {
+            return String(decoding: bytes, as: UTF8.self)
         }
-        let line = bytes[..<min(offset, bytes.count)].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
-        let shown = offset < bytes.count ? String(format: " (byte 0x%02X)", bytes[offset]) : ""
-        bytes.removeAll()
+        let line = bytes[..<offset].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let shown = offset < bytes.count ? String(format: " (byte 0x%02X)", bytes[offset]) : " (truncated character at the end)"
         throw TaskFileError(
             file: file, line: line, keyPath: "",
             message: "not valid UTF-8 text\(shown); task files must be UTF-8 YAML, not binary data (re-save the file as UTF-8)")
+    }
+
+    /// Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no overlong
+    /// forms, no surrogates, nothing above U+10FFFF); nil when all of `bytes` is valid.
+    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+        var index = 0
+        while index < bytes.count {
+            let lead = bytes[index]
+            let length: Int
+            var low: UInt8 = 0x80, high: UInt8 = 0xBF  // allowed range of the second byte
+            switch lead {
+            case 0x00...0x7F: index += 1; continue
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; high = 0x9F
+            case 0xF0: length = 4; low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; high = 0x8F
+            default: return index
+            }
+            guard index + length <= bytes.count else { return index }
+            guard (low...high).contains(bytes[index + 1]) else { return index }
+            for next in bytes[(index + 2)..<(index + length)] where !(0x80...0xBF).contains(next) { return index }
+            index += length
+        }
+        return nil
     }
 }

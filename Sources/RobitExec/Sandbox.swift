@@ -31,8 +31,9 @@ public struct SandboxOptions: Sendable {
     /// Memory allowed to gVisor's own kernel on top of the sandbox's limit.
     public static let runscMemoryOverhead: UInt64 = 128 << 20
 
-    /// The full configuration for a sandbox with this id: validates the workspace, the user and robit-init.
-    public func configuration(id: String) throws(SandboxError) -> SandboxConfiguration {
+    /// The full configuration for a sandbox with this id whose bundle is written to `bundleDirectory`
+    /// (default: its state directory): validates the workspace, the user and robit-init.
+    public func configuration(id: String, bundleDirectory: String? = nil) throws(SandboxError) -> SandboxConfiguration {
         let workspace = try Workspace.validate(workspace)
         let user: User
         if let explicit = self.user { user = explicit } else { user = try Workspace.owner(of: workspace) }
@@ -53,8 +54,33 @@ public struct SandboxOptions: Sendable {
             pidsEnforcement: runtime == .runsc ? .rlimit : .cgroup,
             memoryOverhead: runtime == .runsc ? Self.runscMemoryOverhead : 0,
             initBinary: initPath,
-            execSeccompFilter: runtime == .runsc ? options.state.directory(for: id) + "/seccomp.bpf" : nil,
+            execSeccompFilter: runtime == .runsc ? (bundleDirectory ?? options.state.directory(for: id)) + "/seccomp.bpf" : nil,
             hostLayout: .scan())
+    }
+}
+
+extension Sandbox {
+    /// Writes the bundle a sandbox with these options would run in, without running it: config.json
+    /// (root path relative to the bundle), the rootfs skeleton (or a `rootfs` link to a prepared
+    /// rootfs), the seccomp profile as JSON, and under runsc its BPF form.
+    public static func writeBundle(_ options: SandboxOptions, to directory: String) throws(SandboxError) -> (bundle: OCIBundle, spec: Spec) {
+        let dir = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let configuration = try options.configuration(id: newID(), bundleDirectory: dir)
+        do {
+            if FileManager.default.fileExists(atPath: dir),
+               !((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).isEmpty {
+                throw SandboxError(.invalidInput, "\(dir) is not empty; give a new or empty directory")
+            }
+            let result = try OCIBundle.create(at: dir, configuration: configuration, relativeRoot: true)
+            if let seccomp = result.spec.linux?.seccomp {
+                try OCIBundle.encode(seccomp).write(to: URL(fileURLWithPath: dir + "/seccomp.json"))
+            }
+            return result
+        } catch let error as SandboxError {
+            throw error
+        } catch {
+            throw SandboxError(.createFailed, "cannot write the bundle in \(dir): \(error.localizedDescription)")
+        }
     }
 }
 

@@ -9,9 +9,11 @@ public struct OCIBundle: Sendable {
 
     public init(path: String) { self.path = path }
 
-    /// Writes the bundle for `configuration` into `path` (created if missing, mode 0700).
+    /// Writes the bundle for `configuration` into `path` (created if missing, mode 0700). With
+    /// `relativeRoot`, config.json names its root `rootfs` (a link, for a prepared rootfs), so the
+    /// bundle can be moved and run by hand.
     @discardableResult
-    public static func create(at path: String, configuration c: SandboxConfiguration) throws -> (bundle: OCIBundle, spec: Spec) {
+    public static func create(at path: String, configuration c: SandboxConfiguration, relativeRoot: Bool = false) throws -> (bundle: OCIBundle, spec: Spec) {
         let bundle = OCIBundle(path: path)
         let fm = FileManager.default
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -19,9 +21,10 @@ public struct OCIBundle: Sendable {
         switch c.rootfs {
         case .host:
             try writeHostRootfs(at: bundle.rootfsPath, configuration: c)
-            rootPath = bundle.rootfsPath
+            rootPath = relativeRoot ? "rootfs" : bundle.rootfsPath
         case .path(let dir):
-            rootPath = dir
+            if relativeRoot { try fm.createSymbolicLink(atPath: bundle.rootfsPath, withDestinationPath: dir) }
+            rootPath = relativeRoot ? "rootfs" : dir
         }
         if let filter = c.execSeccompFilter {
             try write(Data(try SyscallTable.compileBPF(c.policy.seccomp)), to: filter, mode: 0o644)

@@ -266,6 +266,9 @@ let badDocuments: [BadTask] = [
     BadTask("alias as key", minimalTask + "x: &k name\nsandbox: { *k : 1 }\n", line: 6, "sandbox", says: "YAML aliases"),
     BadTask("undefined alias", minimalTask + "system: *nowhere\n", line: 5, "system", says: "YAML aliases"),
     BadTask("deep nesting", minimalTask + "system: " + String(repeating: "[", count: 5000) + "\n", line: 5, "", says: "nested too deeply"),
+    BadTask("deep block nesting", minimalTask + "system:\n  " + String(repeating: "- ", count: 3000) + "x\n", line: 6, "",
+            says: "nested too deeply"),
+    BadTask("tab after dash", minimalTask + "tools:\n-\tshell\n", line: 6, "", says: "tab character used for indentation"),
     BadTask("empty", "", line: nil, "", says: "is empty; a task needs at least `model:`"),
     BadTask("only comments", "# nothing here\n\n", line: nil, "", says: "is empty"),
     BadTask("only null", "~\n", line: nil, "", says: "is empty"),
@@ -348,6 +351,36 @@ struct TaskFileHostileTests {
         let junk = String(decoding: (0..<4096).map { _ in UInt8.random(in: 0...0x1F, using: &generator) }, as: UTF8.self)
         let error = try #require(parseError(junk))
         #expect(error.file == "task.yaml")
+    }
+
+    @Test(arguments: [
+        [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0xE2, 0x28, 0xA1],
+    ] as [[UInt8]])
+    func malformedUTF8IsRefused(sequence: [UInt8]) throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = Array("model: { provider: openai, name: x }\nprompt: \"".utf8) + sequence
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/bad.yaml"))
+        do {
+            _ = try TaskFile.load(path: directory + "/bad.yaml")
+            Issue.record("malformed UTF-8 was accepted")
+        } catch {
+            #expect(error.line == 2)
+            #expect(error.message.contains("not valid UTF-8 text"))
+        }
+        // The same file with well-formed multi-byte text loads.
+        try Data(Array("model: { provider: openai, name: x }\nprompt: \"é € 😀 \u{10FFFF}\"\n".utf8)).write(to: URL(fileURLWithPath: directory + "/good.yaml"))
+        #expect(try TaskFile.load(path: directory + "/good.yaml").prompt == "é € 😀 \u{10FFFF}")
+    }
+
+    @Test func windowsLineEndingsAndByteOrderMarkKeepLineNumbers() {
+        let crlf = "\u{FEFF}model:\r\n  provider: openai\r\n  name: x\r\nprompt: hi\r\nsandbox:\r\n  runtime: docker\r\n"
+        let error = parseError(crlf)
+        #expect(error?.line == 6)
+        #expect(error?.keyPath == "sandbox.runtime")
+        let duplicate = "model:\r\n  provider: openai\r\n  name: x\r\n  name: y\r\nprompt: hi\r\n"
+        #expect(parseError(duplicate)?.line == 4)
+        #expect(parseError(duplicate)?.keyPath == "model.name")
     }
 
     @Test func loadReportsMissingFilesAndDirectories() throws {

@@ -10,7 +10,7 @@ import Testing
 
 /// Every integration suite nests inside this one, so that none of them runs in parallel with
 /// another (sandboxes compete for 2 cores, and the output test measures this process's memory).
-@Suite(.serialized) enum ExecIntegration {}
+@Suite(.serialized) struct ExecIntegration {}
 
 enum TestEnv {
     static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
@@ -202,7 +202,7 @@ final class HostListener: @unchecked Sendable {
     let port: UInt16
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -220,6 +220,7 @@ final class HostListener: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
         }
+        self.fd = fd
         port = UInt16(bigEndian: addr.sin_port)
     }
 
@@ -406,4 +407,19 @@ enum HostTraces {
         }
         return ids
     }
+}
+
+/// Opens and closes a TCP connection to 127.0.0.1:port from the host.
+func connectFromHost(port: UInt16) throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw TestFailure("connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
 }

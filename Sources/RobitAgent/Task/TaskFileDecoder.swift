@@ -26,7 +26,7 @@ struct TaskFileDecoder {
 
         var version = TaskFile.supportedVersion
         if let node = fields.value("version") {
-            version = try reader.integer(node, "version", in: 0...Int.max, example: "1")
+            version = try reader.integer(node, "version", in: 0...1_000_000, example: "1")
             guard version == TaskFile.supportedVersion else {
                 throw reader.fail(node, "version", "version \(version) is not supported; this robit reads `version: \(TaskFile.supportedVersion)` task files")
             }

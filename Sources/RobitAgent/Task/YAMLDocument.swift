@@ -15,7 +15,10 @@ import Yams
 /// - Parser errors, duplicate keys, tabs and control characters become `TaskFileError`s with a line.
 enum YAMLDocument {
     /// Parses `text`; nil when it holds no document (empty, or only comments).
-    static func compose(_ text: String, file: String) throws(TaskFileError) -> Node? {
+    static func compose(_ original: String, file: String) throws(TaskFileError) -> Node? {
+        // A leading byte order mark (Windows editors write one) is not content; libyaml would read it as text.
+        var text = original
+        if text.unicodeScalars.first == "\u{FEFF}" { text = String(text.unicodeScalars.dropFirst()) }
         let size = text.utf8.count
         guard size <= TaskFile.maxFileSize else {
             throw TaskFileError(

@@ -1,0 +1,32 @@
+import RobitExec
+import RobitOCI
+
+extension TaskFile {
+    /// The sandbox this task runs in. A policy file that does not load is a TaskFileError naming
+    /// the policy file, the key and the bad name.
+    public func sandboxOptions() throws(TaskFileError) -> SandboxOptions {
+        var policy = SandboxPolicy.builtInDefault()
+        if let path = sandbox.policy {
+            do {
+                policy = try SandboxPolicy.load(path: path)
+            } catch {
+                throw TaskFileError(file: error.file, line: error.line, keyPath: error.keyPath, message: error.message)
+            }
+        }
+        let rootfs: SandboxConfiguration.Rootfs
+        switch sandbox.rootfs {
+        case .host: rootfs = .host
+        case .path(let p): rootfs = .path(p)
+        }
+        let runtime: RuntimeKind
+        switch sandbox.runtime {
+        case .runsc: runtime = .runsc
+        case .crun: runtime = .crun
+        case .runc: runtime = .runc
+        }
+        let l = sandbox.limits
+        return SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path,
+                              limits: SandboxLimits(memory: l.memory.bytes, pids: l.pids, cpu: l.cpu, tmpSize: l.disk.bytes),
+                              policy: policy)
+    }
+}
