@@ -74,28 +74,30 @@ public struct CgroupMounts: Sendable {
         return false
     }
 
-    /// Removes the cgroup directories at `path` in every hierarchy, deepest first. Returns what is left.
+    /// Removes the cgroup directories at `path` in every hierarchy, deepest first; with
+    /// `killing`, processes still in them are killed first (only for a sandbox known to be ours).
+    /// Returns what is left.
     @discardableResult
-    public func remove(path: String) -> [String] {
+    public func remove(path: String, killing: Bool = true) -> [String] {
         var left: [String] = []
         for dir in directories(for: path) where FileManager.default.fileExists(atPath: dir) {
-            removeTree(dir)
+            removeTree(dir, killing: killing)
             if FileManager.default.fileExists(atPath: dir) { left.append(dir) }
         }
         return left
     }
 
-    private func removeTree(_ dir: String) {
+    private func removeTree(_ dir: String, killing: Bool) {
         if let children = try? FileManager.default.contentsOfDirectory(atPath: dir) {
             for child in children {
                 var isDir: ObjCBool = false
                 let full = dir + "/" + child
-                if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), isDir.boolValue { removeTree(full) }
+                if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), isDir.boolValue { removeTree(full, killing: killing) }
             }
         }
         // A cgroup still holding processes cannot go: kill them first (it is ours, under /robit).
         for attempt in 0..<50 {
-            if rmdir(dir) == 0 || errno == ENOENT { return }
+            if rmdir(dir) == 0 || errno == ENOENT || !killing { return }
             if let procs = try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8) {
                 for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) { Foundation.kill(pid, SIGKILL) }
             }

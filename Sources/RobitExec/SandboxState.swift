@@ -111,9 +111,10 @@ public enum Janitor {
         for id in CgroupMounts.current().sandboxIDs() where !live.contains(id) && !handled.contains(id) {
             var item = Leftover(id: id, runtime: nil, kind: "cgroup without a sandbox", removed: false, detail: "not removed")
             if remove {
-                let left = CgroupMounts.current().remove(path: "/robit/\(id)")
+                // Whose processes these are is unknown (another state root?): remove only if empty.
+                let left = CgroupMounts.current().remove(path: "/robit/\(id)", killing: false)
                 item.removed = left.isEmpty
-                item.detail = left.isEmpty ? "" : "could not remove \(left.joined(separator: ", "))"
+                item.detail = left.isEmpty ? "" : "still holds processes: \(left.joined(separator: ", "))"
             }
             found.append(item)
         }

@@ -21,7 +21,15 @@ extension ExecIntegration {
 
             let root = try await box.sh("echo x > /\(name)")
             #expect(root.exitCode != 0, "writing to / succeeded under \(runtime): \(root.summary)")
-            #expect(root.stderr.text.localizedCaseInsensitiveContains("read-only"), "\(root.summary)")
+            // / is root-owned, so a permission error may come first; /var/tmp in the root filesystem is
+            // world-writable (mode 1777), so only a read-only root stops this write.
+            let varTmp = try await box.sh("echo x > /var/tmp/\(name)")
+            #expect(varTmp.exitCode != 0, "writing to the rootfs's world-writable /var/tmp succeeded under \(runtime): the root is not read-only")
+            #expect(varTmp.stderr.text.localizedCaseInsensitiveContains("read-only"), "\(varTmp.summary)")
+            let mounts = try await box.sh("cat /proc/self/mounts")
+            let rootMount = mounts.stdout.text.split(separator: "\n").last { $0.split(separator: " ").dropFirst().first == "/" }
+            #expect(rootMount?.split(separator: " ").dropFirst(3).first?.split(separator: ",").contains("ro") == true,
+                    "/ is not mounted read-only under \(runtime): \(rootMount.map(String.init) ?? mounts.summary)")
 
             let usr = try await box.sh("echo x > /usr/\(name)")
             #expect(usr.exitCode != 0, "writing to /usr succeeded under \(runtime): \(usr.summary)")
