@@ -25,7 +25,7 @@ let package = Package(
         // The in-sandbox init and exec wrapper: a static C program bind-mounted read-only at /.robit/init.
         .executableTarget(name: "robit-init", path: "Sources/robit-init",
                           cSettings: [.unsafeFlags(["-O2"])],
-                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
+                          linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections", "-Xlinker", "-s"])]),
         .target(name: "CRobitSys", path: "Sources/CRobitSys"),
         .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
         .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),

@@ -10,14 +10,14 @@ public struct RobitCommand: AsyncParsableCommand {
         commandName: "robit",
         abstract: "Run LLM agents headlessly inside real OCI sandboxes (gVisor runsc, crun or runc).",
         discussion: """
-            Every command an agent runs executes inside one sandbox per run: read-only root filesystem, \
-            no capabilities, seccomp, no_new_privs, a non-root user, cgroup limits and no network. \
-            Only the workspace (at /work) and a size-limited /tmp are writable.
+            Every command an agent runs executes inside one sandbox per run: read-only root \
+            filesystem, no capabilities, seccomp, no_new_privs, a non-root user, cgroup limits \
+            and no network. Only the workspace (at /work) and a size-limited /tmp are writable.
 
             Start here:
-              robit doctor                      check runtimes, cgroups, nft and leftovers (--fix repairs)
-              robit sandbox run -- uname -a     run one command in a fresh sandbox
-              robit bundle task.yaml --out DIR  write the OCI bundle a task would run in, without running it
+              robit doctor                 check the host (--fix repairs)
+              robit sandbox run -- id      run one command in a fresh sandbox
+              robit bundle T.yaml --out D  write a task's OCI bundle, without running it
 
             Exit codes: 0 done, 2 invalid input, 3 budget exhausted, 4 model provider failed, \
             5 sandbox failed, 6 audit verification failed, 130 interrupted.

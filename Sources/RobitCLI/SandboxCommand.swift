@@ -91,17 +91,17 @@ struct SandboxRun: AsyncParsableCommand {
     @Option(help: "Bytes of stdout and of stderr kept, each, e.g. 1MiB.")
     var output: String = "1MiB"
 
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
     func validate() throws {
-        if command.first == "--" && command.count == 1 || command.isEmpty {
+        if command.isEmpty {
             throw ValidationError("give the command to run after --, e.g. `robit sandbox run -- uname -a`")
         }
     }
 
     func run() async throws {
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let argv = command
         guard let timeout = parseDuration(timeout), timeout > .zero else { throw ValidationError("--timeout \(self.timeout) is not a duration (e.g. 30s)") }
         guard let output = ByteCount(parsing: output), output.bytes > 0, output.bytes <= 1 << 30 else {
             throw ValidationError("--output \(self.output) is not a size up to 1GiB (e.g. 1MiB)")

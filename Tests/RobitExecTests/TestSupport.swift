@@ -106,7 +106,13 @@ actor SandboxPool {
 
     func entry(suite: String, runtime: RuntimeKind, limits: SandboxLimits = TestEnv.limits) async throws -> Entry {
         let key = "\(suite)/\(runtime.rawValue)"
-        if let e = entries[key] { return e }
+        if let e = entries[key] {
+            // A sandbox an earlier test broke (and reported) is replaced, so every test stands alone.
+            if let r = try? await e.box.exec(ExecRequest(argv: ["/bin/true"], timeout: .seconds(20))), r.status == .exited(0) { return e }
+            _ = await e.box.destroy()
+            e.workspace.remove()
+            entries[key] = nil
+        }
         _ = TestEnv.secret
         let ws = try TempWorkspace()
         let box = try await Sandbox.create(SandboxOptions(runtime: runtime, workspace: ws.path, user: TestEnv.user, limits: limits,

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import Testing
+@testable import RobitCLI
+
+/// The robit binary built next to the tests.
+enum CLI {
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["ROBIT_BIN"] { return path }
+        var dir = Bundle.main.executableURL?.deletingLastPathComponent()
+        while let d = dir, d.path != "/" {
+            if FileManager.default.isExecutableFile(atPath: d.path + "/robit") { return d.path + "/robit" }
+            dir = d.deletingLastPathComponent()
+        }
+        return packageRoot + "/.build/debug/robit"
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ args: [String], environment: [String: String]? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        if let environment { p.environment = environment }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "robit-cli-tests-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+@Suite struct CLITests {
+    /// Every subcommand is reachable and has help (like apple/container's HelpCommandTests).
+    @Test func everySubcommandHasHelp() throws {
+        func walk(_ command: any ParsableCommand.Type, _ path: [String]) throws {
+            let r = try CLI.run(path + ["--help"])
+            #expect(r.status == 0, "\(path) --help exited \(r.status): \(r.stderr)")
+            #expect(r.stdout.contains("USAGE: robit"), "\(path)")
+            for sub in command.configuration.subcommands {
+                try walk(sub, path + [sub.configuration.commandName ?? ""])
+            }
+        }
+        try walk(RobitCommand.self, [])
+    }
+
+    @Test func versionIsPrinted() throws {
+        let r = try CLI.run(["--version"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "robit \(robitVersion)\n")
+    }
+
+    @Test(arguments: [
+        ["bogus"], ["sandbox", "run"], ["sandbox", "run", "--"], ["sandbox", "run", "--memory", "lots", "--", "true"],
+        ["sandbox", "run", "--runtime", "docker", "--", "true"], ["sandbox", "run", "--user", "0:0", "--", "true"],
+        ["sandbox", "run", "--timeout", "-1s", "--", "true"], ["sandbox", "run", "--workspace", "/", "--", "true"],
+        ["sandbox", "run", "--workspace", "/etc", "--", "true"], ["sandbox", "run", "--workspace", "/nonexistent-robit", "--", "true"],
+        ["sandbox", "run", "--policy", "/nonexistent-policy.json", "--", "true"], ["bundle"], ["bundle", "x.yaml"],
+        ["doctor", "--fix", "--bogus"],
+    ])
+    func invalidInputExitsTwo(args: [String]) throws {
+        let r = try CLI.run(args)
+        #expect(r.status == 2, "\(args): \(r.status) \(r.stderr)")
+        #expect(!r.stderr.isEmpty)
+        #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("crashed"))
+    }
+
+    @Test func bundleWritesAValidatedConfigAndPrintsItsPath() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/ws", withIntermediateDirectories: true)
+        chown(dir + "/ws", 1000, 1000)
+        try """
+            version: 1
+            name: b
+            model: {provider: openai, name: gpt-4.1-mini}
+            prompt: hi
+            workspace: {path: ws}
+            sandbox: {runtime: crun, limits: {memory: 256MiB, pids: 99, disk: 64MiB}}
+            """.write(toFile: dir + "/task.yaml", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["bundle", dir + "/task.yaml", "--out", dir + "/out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == dir + "/out/config.json\n")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/config.json"))) as? [String: Any]
+        let linux = config?["linux"] as? [String: Any]
+        let resources = linux?["resources"] as? [String: Any]
+        #expect((resources?["pids"] as? [String: Any])?["limit"] as? Int == 99)
+        #expect((config?["process"] as? [String: Any])?["user"] as? [String: Int] == ["uid": 1000, "gid": 1000, "umask": 18])
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/seccomp.json"))
+        let validator = URL(fileURLWithPath: CLI.packageRoot + "/../shared/reference/validate-oci-config.py").standardizedFileURL.path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", validator, dir + "/out/config.json"]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+
+        // A second bundle into the same directory is refused rather than mixed in.
+        let again = try CLI.run(["bundle", dir + "/task.yaml", "--out", dir + "/out"])
+        #expect(again.status == 2)
+    }
+
+    @Test func bundleErrorsNameFileLineAndKey() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "version: 1\nmodel: {provider: openai, name: m}\nprompt: p\nsandbox:\n  limits:\n    memroy: 1GiB\n"
+            .write(toFile: dir + "/t.yaml", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/out"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\(dir)/t.yaml:6: sandbox.limits.memroy"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+
+        try "{\"capabilities\": [], \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"mkdri\"], \"action\": \"SCMP_ACT_ALLOW\"}]}}"
+            .write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        try "version: 1\nmodel: {provider: openai, name: m}\nprompt: p\nsandbox: {policy: bad.json}\n"
+            .write(toFile: dir + "/t2.yaml", atomically: true, encoding: .utf8)
+        let r2 = try CLI.run(["bundle", dir + "/t2.yaml", "--out", dir + "/out2"])
+        #expect(r2.status == 2)
+        #expect(r2.stderr.contains("bad.json:1: seccomp.syscalls[0].names[0]") && r2.stderr.contains("mkdri"), "\(r2.stderr)")
+    }
+
+    @Test func secretsInRobitsEnvironmentDoNotReachTheBundle() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/ws", withIntermediateDirectories: true)
+        chown(dir + "/ws", 1000, 1000)
+        try "version: 1\nmodel: {provider: openai, name: m}\nprompt: p\nworkspace: {path: ws}\n".write(toFile: dir + "/t.yaml", atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["OPENAI_API_KEY"] = "sk-robit-test-secret-4242"
+        let r = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/out"], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try String(contentsOfFile: dir + "/out/config.json", encoding: .utf8)
+        #expect(!config.contains("sk-robit-test-secret-4242"))
+        #expect(!config.contains("OPENAI_API_KEY"))
+    }
+}
