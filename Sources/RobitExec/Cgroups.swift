@@ -38,9 +38,31 @@ public struct CgroupMounts: Sendable {
         return CgroupMounts(entries: entries)
     }
 
-    /// Every directory that may hold the cgroup at `path` (one per hierarchy).
+    /// Every directory that may hold the cgroup at `path`: one per hierarchy, and one per plain
+    /// directory under /sys/fs/cgroup that nothing is mounted on (a runtime creates the path there
+    /// too when a controller's usual mount point exists but is empty).
     public func directories(for path: String) -> [String] {
-        entries.map { $0.mountPoint + path }
+        var roots = entries.map(\.mountPoint)
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup") {
+            for name in names.sorted() where !roots.contains("/sys/fs/cgroup/" + name) {
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/" + name, isDirectory: &isDir), isDir.boolValue {
+                    roots.append("/sys/fs/cgroup/" + name)
+                }
+            }
+        }
+        return roots.map { $0 + path }
+    }
+
+    /// Directories under /sys/fs/cgroup named like a controller with nothing mounted on them.
+    public var unmountedControllerDirectories: [String] {
+        let mounted = Set(entries.map(\.mountPoint))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
+        return names.sorted().map { "/sys/fs/cgroup/" + $0 }.filter { path in
+            var isDir: ObjCBool = false
+            return !mounted.contains(path) && FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+                && !entries.contains { $0.mountPoint.hasPrefix(path + "/") }
+        }
     }
 
     /// The file that counts OOM kills for the cgroup at `path`.
@@ -80,8 +102,10 @@ public struct CgroupMounts: Sendable {
     @discardableResult
     public func remove(path: String, killing: Bool = true) -> [String] {
         var left: [String] = []
+        let plain = Set(unmountedControllerDirectories.map { $0 + path })
         for dir in directories(for: path) where FileManager.default.fileExists(atPath: dir) {
-            removeTree(dir, killing: killing)
+            // Not a cgroup at all: ordinary files a runtime wrote on the tmpfs.
+            if plain.contains(dir) { try? FileManager.default.removeItem(atPath: dir) } else { removeTree(dir, killing: killing) }
             if FileManager.default.fileExists(atPath: dir) { left.append(dir) }
         }
         return left

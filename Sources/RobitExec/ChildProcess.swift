@@ -20,8 +20,6 @@ public struct CapturedOutput: Sendable, Equatable {
     /// Every byte the process wrote, kept or not.
     public var totalBytes: Int
     public var truncated: Bool { totalBytes > data.count }
-    /// The last bytes written, kept even when `data` is truncated.
-    var tail = Data()
 
     public init(data: Data = Data(), totalBytes: Int = 0) {
         self.data = data
@@ -184,7 +182,7 @@ struct ChildProcess {
 
             var fds: [pollfd] = openFDs.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if status == nil && pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
-            if interruptible && !stopped { fds.append(pollfd(fd: Interrupts.fd, events: Int16(POLLIN), revents: 0)) }
+            if interruptible && !stopped && Interrupts.fd >= 0 { fds.append(pollfd(fd: Interrupts.fd, events: Int16(POLLIN), revents: 0)) }
             var wait: Int32 = 1000
             if let deadline, !stopped { wait = min(wait, Int32(clamping: max(0, (deadline - now).milliseconds + 1))) }
             if stopped || exitedAt != nil { wait = min(wait, 50) }
@@ -219,9 +217,7 @@ extension CapturedOutput {
         totalBytes += count
         let room = limit - data.count
         if room > 0 { data.append(contentsOf: bytes[0..<min(room, count)]) }
-        let keep = 64
-        tail.append(contentsOf: bytes[max(0, count - keep)..<count])
-        if tail.count > keep { tail.removeFirst(tail.count - keep) }
+
     }
 }
 
@@ -262,8 +258,8 @@ public enum Interrupts {
     /// Starts catching the signals; until then they have their default effect.
     public static func install() { _ = installed }
 
-    /// Readable once a signal has arrived (never drained, so every poller sees it).
-    static var fd: Int32 { _ = installed; return pipeFDs[0] }
+    /// Readable once a signal has arrived (never drained, so every poller sees it); -1 until `install()`.
+    static var fd: Int32 { pipeFDs[0] }
 
     /// The signal that interrupted robit, if any.
     public static var signal: Int32? {

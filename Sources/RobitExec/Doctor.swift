@@ -70,6 +70,16 @@ public enum Doctor {
             add(.ok, "crun cgroups", "no controllers left on the cgroup2 tree; crun works in hybrid mode")
         }
 
+        for dir in cgroups.unmountedControllerDirectories {
+            if fix, dir == "/sys/fs/cgroup/hugetlb", mountHugetlb() {
+                cgroups = CgroupMounts.current()
+                add(.ok, "cgroups", "mounted the hugetlb hierarchy on \(dir)")
+                continue
+            }
+            add(.warn, "cgroups", "\(dir) exists but no cgroup hierarchy is mounted on it; runtimes still create cgroup directories there",
+                fix: dir.hasSuffix("/hugetlb") ? "mount -t cgroup -o hugetlb cgroup \(dir)" : "rmdir \(dir) (when empty)")
+        }
+
         for (tool, package) in [("nft", "nftables"), ("ip", "iproute2")] {
             let candidates: [String] = Runtime.searchPath.map { dir in dir + "/" + tool }
             if let path = candidates.first(where: { access($0, X_OK) == 0 }) {

@@ -121,10 +121,14 @@ public struct ExecResult: Sendable {
     public var interrupted: Bool
     /// The sandbox had to be started again after this command (gVisor ends a whole sandbox on OOM).
     public var sandboxRestarted: Bool
+    /// What robit had to do to run the command, for the log (e.g. killing leftovers that held the pids limit).
+    public var notes: [String]
 
     public var truncated: Bool { stdout.truncated || stderr.truncated }
 
-    /// The shell convention: the exit code, or 128 + the signal.
+    /// The shell convention: the exit code, or 128 + the signal. The runtimes report a command
+    /// killed by signal N as exit 128+N, so `status` is `.exited(128+N)` for it; `.signaled` appears
+    /// only where robit itself knows (the sandbox was OOM-killed).
     public var exitCode: Int32 {
         switch status {
         case .exited(let c): return c
@@ -211,6 +215,20 @@ public actor Sandbox {
     /// Runs one command. A non-zero exit, a timeout or an OOM kill is a result; a sandbox that is
     /// gone or a runtime that cannot exec is an error.
     public func exec(_ request: ExecRequest) async throws(SandboxError) -> ExecResult {
+        try await exec(request, retried: false)
+    }
+
+    /// Kills every process in the sandbox but its init.
+    private func killAll() async {
+        let file = bundle.path + "/killall-\(Self.newID()).json"
+        defer { unlink(file) }
+        guard (try? Self.compactEncoder.encode(SpecGenerator.killerProcess(configuration, tag: nil)).write(to: URL(fileURLWithPath: file))) != nil
+        else { return }
+        _ = try? await ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: file, id: id), outputLimit: 4096,
+                                    timeout: .seconds(10), interruptible: false).run()
+    }
+
+    private func exec(_ request: ExecRequest, retried: Bool) async throws(SandboxError) -> ExecResult {
         guard !destroyed else { throw SandboxError(.sandboxLost, "the sandbox \(id) was already destroyed") }
         guard !request.argv.isEmpty, !request.argv[0].isEmpty else { throw SandboxError(.invalidInput, "empty command") }
         if lost { try await restart() }
@@ -234,7 +252,7 @@ public actor Sandbox {
         let oomBefore = cgroups.oomKillCount(for: cgroupPath) ?? 0
         let runtime = self.runtime
         let id = self.id
-        let killer = SpecGenerator.execProcess(configuration, tag: "k" + tag, argv: [SandboxConfiguration.initPath, "kill", String(tag)], cwd: "/")
+        let killer = SpecGenerator.killerProcess(configuration, tag: String(tag))
         // Only a command that times out, is interrupted or leaves something behind needs the killer.
         let killTree: @Sendable () -> Void = {
             guard (try? Self.compactEncoder.encode(killer).write(to: URL(fileURLWithPath: killFile))) != nil else { return }
@@ -249,12 +267,17 @@ public actor Sandbox {
         } catch {
             throw SandboxError(.execFailed, "\(error)")
         }
-        var stderr = r.stderr
-        var status = r.status
-        if let signal = stderr.stripStatusMarker() { status = .signaled(signal) }
         let oomAfter = cgroups.oomKillCount(for: cgroupPath) ?? 0
-        var result = ExecResult(status: status, stdout: r.stdout, stderr: stderr, duration: r.duration, timedOut: r.timedOut,
-                                outOfMemory: oomAfter > oomBefore, interrupted: r.interrupted, sandboxRestarted: false)
+        var result = ExecResult(status: r.status, stdout: r.stdout, stderr: r.stderr, duration: r.duration, timedOut: r.timedOut,
+                                outOfMemory: oomAfter > oomBefore, interrupted: r.interrupted, sandboxRestarted: false, notes: [])
+        if runtime.kind == .runsc, !retried, r.status == .exited(128), r.stderr.text.contains("try again") {
+            // runsc could not even start the command: processes left by earlier commands hold the
+            // whole pids limit (RLIMIT_NPROC). Kill everything but PID 1 and try once more.
+            await killAll()
+            var again = try await exec(request, retried: true)
+            again.notes.insert("the pids limit was used up by processes earlier commands left running; robit killed them", at: 0)
+            return again
+        }
         if case .exited(let code) = r.status, code != 0, !result.timedOut, !result.interrupted {
             // A runtime error and a command's exit code look alike: ask whether the sandbox is still there.
             if await runtime.status(id: id) != "running" {
@@ -265,7 +288,7 @@ public actor Sandbox {
                     result.sandboxRestarted = true
                     try await restart()
                 } else {
-                    throw SandboxError(.sandboxLost, "the sandbox \(id) stopped: \(stderr.text.suffix(500))")
+                    throw SandboxError(.sandboxLost, "the sandbox \(id) stopped: \(r.stderr.text.suffix(500))")
                 }
             }
         }
@@ -294,21 +317,6 @@ public actor Sandbox {
     /// True while the runtime reports the sandbox running.
     public func isRunning() async -> Bool {
         await runtime.status(id: id) == "running"
-    }
-}
-
-extension CapturedOutput {
-    static let statusMarker = Data("\u{1e}robit-exec:signal=".utf8)
-
-    /// Removes robit-init's "killed by signal N" marker from the end of stderr and returns N.
-    mutating func stripStatusMarker() -> Int32? {
-        guard tail.last == UInt8(ascii: "\n"), let range = tail.lastRange(of: Self.statusMarker) else { return nil }
-        let digits = tail[range.upperBound..<(tail.endIndex - 1)]
-        guard !digits.isEmpty, digits.count <= 3, let n = Int32(String(decoding: digits, as: UTF8.self)) else { return nil }
-        let markerLength = tail.endIndex - range.lowerBound
-        totalBytes -= markerLength
-        if data.count > totalBytes { data.removeLast(data.count - totalBytes) }
-        return n
     }
 }
 

@@ -28,6 +28,17 @@ public enum SpecGenerator {
         return p
     }
 
+    /// The process robit execs to kill what a command left (`tag`), or everything but PID 1 (nil).
+    /// It runs as uid 0 with CAP_KILL alone: the sandbox user's processes may have used up the
+    /// per-user process limit (how the pids limit is enforced under gVisor), which does not count
+    /// uid 0, and killing another user's processes takes CAP_KILL. Same seccomp filter and no_new_privs.
+    public static func killerProcess(_ c: SandboxConfiguration, tag: String?) -> Process {
+        var p = execProcess(c, tag: "killer", argv: [SandboxConfiguration.initPath, "kill", tag ?? "--all"], cwd: "/")
+        p.user = User(uid: 0, gid: 0)
+        p.capabilities = Capabilities(["CAP_KILL"])
+        return p
+    }
+
     static func process(_ c: SandboxConfiguration, args: [String], cwd: String) -> Process {
         var rlimits = [
             Rlimit(type: "RLIMIT_NOFILE", hard: c.limits.openFiles, soft: c.limits.openFiles),

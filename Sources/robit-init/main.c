@@ -7,6 +7,7 @@
 //                                   start ARGV in a new session, after loading the seccomp BPF
 //                                   program in F (for runtimes that do not filter exec'd processes).
 //   robit-init kill TAG             SIGKILL every process tagged TAG (a timed-out call's whole tree).
+//   robit-init kill --all           SIGKILL every process but PID 1 (pids limit exhausted by leftovers).
 //   robit-init probe                print the process's security state, one key=value per line.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -109,10 +110,11 @@ static int tagged(const char *pid, const char *needle, size_t nlen) {
     return 0;
 }
 
+// Kills the processes tagged TAG, or with TAG NULL every process but PID 1 and itself.
 static int run_kill(const char *tag) {
     char needle[256];
-    int nlen = snprintf(needle, sizeof needle, "ROBIT_EXEC=%s", tag);
-    if (nlen <= 0 || (size_t)nlen >= sizeof needle) return 2;
+    int nlen = tag ? snprintf(needle, sizeof needle, "ROBIT_EXEC=%s", tag) : 0;
+    if (nlen < 0 || (size_t)nlen >= sizeof needle) return 2;
     pid_t self = getpid();
     // Forks in flight can slip past one pass: repeat until a pass finds nothing.
     for (int round = 0; round < 200; round++) {
@@ -127,7 +129,7 @@ static int run_kill(const char *tag) {
             char *end;
             long pid = strtol(e->d_name, &end, 10);
             if (*end != 0 || pid <= 1 || pid == self) continue;
-            if (!tagged(e->d_name, needle, (size_t)nlen)) continue;
+            if (tag && !tagged(e->d_name, needle, (size_t)nlen)) continue;
             pid_t pg = getpgid((pid_t)pid);
             if (pg > 1 && pg != getpgid(0)) kill(-pg, SIGKILL);
             if (kill((pid_t)pid, SIGKILL) == 0) found++;
@@ -165,8 +167,8 @@ int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--") == 0) return run_exec(NULL, argv + 3);
     if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--seccomp") == 0 && strcmp(argv[4], "--") == 0)
         return run_exec(argv[3], argv + 5);
-    if (argc == 3 && strcmp(argv[1], "kill") == 0) return run_kill(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "kill") == 0) return run_kill(strcmp(argv[2], "--all") == 0 ? NULL : argv[2]);
     if (argc == 2 && strcmp(argv[1], "probe") == 0) return run_probe();
-    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG | probe\n");
+    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG|--all | probe\n");
     return 2;
 }

@@ -341,26 +341,31 @@ enum HostTraces {
     static let stateRoot = ProcessInfo.processInfo.environment["ROBIT_STATE_DIR"] ?? "/run/robit"
     static var sandboxesDir: String { stateRoot + "/sandboxes" }
 
-    /// Ids a runtime lists (`RUNTIME list -q`), run independently of robit.
-    static func containerIDs(_ kind: RuntimeKind) async -> [String] {
+    /// Ids a runtime lists (`RUNTIME list --quiet`), run independently of robit; nil when listing fails.
+    static func containerIDs(_ kind: RuntimeKind) async -> [String]? {
         guard let runtime = try? Runtime.locate(kind) else { return [] }
         let p = Foundation.Process()
         p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["list", "-q"]
+        p.arguments = ["list", "--quiet"]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return [] }
+        guard (try? p.run()) != nil else { return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         while p.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        guard p.terminationReason == .exit, p.terminationStatus == 0 else { return nil }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// Everything of sandbox `id` still on the host: containers, cgroup dirs, mounts, the state dir.
     static func leftovers(of id: String) async -> [String] {
         var left: [String] = []
-        for kind in TestEnv.allRuntimes where await containerIDs(kind).contains(id) {
-            left.append("\(kind.rawValue) still lists container \(id)")
+        for kind in TestEnv.allRuntimes {
+            guard let ids = await containerIDs(kind) else {
+                left.append("`\(kind.rawValue) list --quiet` failed: cannot tell whether \(id) is gone")
+                continue
+            }
+            if ids.contains(id) { left.append("\(kind.rawValue) still lists container \(id)") }
         }
         var cgroupDirs = Set(CgroupMounts.current().directories(for: "/robit/\(id)"))
         for controller in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {
