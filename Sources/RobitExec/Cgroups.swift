@@ -77,6 +77,41 @@ public struct CgroupMounts: Sendable {
         return nil
     }
 
+    /// Host pids of the processes in the cgroup at `path`.
+    func processes(in path: String) -> [Int32] {
+        var files: [String] = []
+        if let v1 = entries.first(where: { $0.controllers.contains("pids") || $0.controllers.contains("memory") }) {
+            files.append(v1.mountPoint + path + "/cgroup.procs")
+        }
+        files += entries.filter(\.isV2).map { $0.mountPoint + path + "/cgroup.procs" }
+        for file in files {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+                return text.split(separator: "\n").compactMap { Int32($0) }
+            }
+        }
+        return []
+    }
+
+    /// SIGKILLs, from the host, the processes of the cgroup at `path` whose environment holds
+    /// `ROBIT_EXEC=tag` (with `tag` nil: every exec'd process, i.e. all but the sandbox's init),
+    /// repeating until a pass finds none. For runtimes whose processes are host processes.
+    func killTagged(in path: String, tag: String?) {
+        let needle = Array("ROBIT_EXEC=\(tag ?? "")".utf8)
+        for _ in 0..<200 {
+            var found = 0
+            for pid in processes(in: path) {
+                guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+                let entries = environ.split(separator: 0, omittingEmptySubsequences: true)
+                let match = entries.contains { entry in
+                    tag == nil ? entry.starts(with: needle) : entry.elementsEqual(needle)
+                }
+                if match, Foundation.kill(pid, SIGKILL) == 0 { found += 1 }
+            }
+            if found == 0 { return }
+            usleep(5_000)
+        }
+    }
+
     static func readCounter(_ file: String, key: String) -> Int? {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {

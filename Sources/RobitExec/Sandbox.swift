@@ -220,6 +220,10 @@ public actor Sandbox {
 
     /// Kills every process in the sandbox but its init.
     private func killAll() async {
+        guard runtime.kind == .runsc else {
+            cgroups.killTagged(in: SpecGenerator.cgroupsPath(id: id), tag: nil)
+            return
+        }
         let file = bundle.path + "/killall-\(Self.newID()).json"
         defer { unlink(file) }
         guard (try? Self.compactEncoder.encode(SpecGenerator.killerProcess(configuration, tag: nil)).write(to: URL(fileURLWithPath: file))) != nil
@@ -253,8 +257,15 @@ public actor Sandbox {
         let runtime = self.runtime
         let id = self.id
         let killer = SpecGenerator.killerProcess(configuration, tag: String(tag))
+        let cgroups = self.cgroups
         // Only a command that times out, is interrupted or leaves something behind needs the killer.
+        // crun's and runc's processes are host processes: robit kills them from the host, which needs
+        // no free pid in the sandbox. gVisor's are not: robit execs robit-init's killer into it.
         let killTree: @Sendable () -> Void = {
+            guard runtime.kind == .runsc else {
+                cgroups.killTagged(in: cgroupPath, tag: String(tag))
+                return
+            }
             guard (try? Self.compactEncoder.encode(killer).write(to: URL(fileURLWithPath: killFile))) != nil else { return }
             _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
                                   outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()

@@ -28,10 +28,11 @@ public enum SpecGenerator {
         return p
     }
 
-    /// The process robit execs to kill what a command left (`tag`), or everything but PID 1 (nil).
-    /// It runs as uid 0 with CAP_KILL alone: the sandbox user's processes may have used up the
-    /// per-user process limit (how the pids limit is enforced under gVisor), which does not count
-    /// uid 0, and killing another user's processes takes CAP_KILL. Same seccomp filter and no_new_privs.
+    /// The process robit execs into a gVisor sandbox to kill what a command left (`tag`), or
+    /// everything but PID 1 (nil). It runs as uid 0 with CAP_KILL alone: the sandbox user's processes
+    /// may have used up the per-user process limit (how the pids limit is enforced under gVisor),
+    /// which does not count uid 0, and killing another user's processes takes CAP_KILL. Same seccomp
+    /// filter and no_new_privs as every other process. (Under crun and runc robit kills from the host.)
     public static func killerProcess(_ c: SandboxConfiguration, tag: String?) -> Process {
         var p = execProcess(c, tag: "killer", argv: [SandboxConfiguration.initPath, "kill", tag ?? "--all"], cwd: "/")
         p.user = User(uid: 0, gid: 0)

@@ -286,8 +286,8 @@ final class RobitProcess: @unchecked Sendable {
         let base = NSTemporaryDirectory() + "robit-exectests-cli-" + UUID().uuidString
         outPath = base + ".out"
         errPath = base + ".err"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
