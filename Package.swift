@@ -38,11 +38,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),
-        .executableTarget(name: "robit-bench", dependencies: ["RobitExec"], swiftSettings: strict),
+        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent"], swiftSettings: strict),
-        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
+        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -184,7 +184,7 @@ public actor Sandbox {
         let spec: Spec
         do {
             try options.state.writeOwner(id: id, runtime: options.runtime, workspace: configuration.workspace)
-            (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration)
+            (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration, readable: false)
         } catch {
             _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
             throw SandboxError(.createFailed, "cannot write the sandbox bundle in \(dir): \(error.localizedDescription)")
@@ -226,7 +226,7 @@ public actor Sandbox {
         }
         let file = bundle.path + "/killall-\(Self.newID()).json"
         defer { unlink(file) }
-        guard (try? Self.compactEncoder.encode(SpecGenerator.killerProcess(configuration, tag: nil)).write(to: URL(fileURLWithPath: file))) != nil
+        guard (try? OCIBundle.write(Self.compactEncoder.encode(SpecGenerator.killerProcess(configuration, tag: nil)), to: file, mode: 0o600)) != nil
         else { return }
         _ = try? await ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: file, id: id), outputLimit: 4096,
                                     timeout: .seconds(10), interruptible: false).run()
@@ -243,7 +243,7 @@ public actor Sandbox {
         let killFile = bundle.path + "/kill-\(tag).json"
         do {
             let process = SpecGenerator.execProcess(configuration, tag: String(tag), argv: request.argv, cwd: request.cwd, env: request.env)
-            try Self.compactEncoder.encode(process).write(to: URL(fileURLWithPath: processFile))
+            try OCIBundle.write(Self.compactEncoder.encode(process), to: processFile, mode: 0o600)
         } catch {
             throw SandboxError(.execFailed, "cannot write \(processFile): \(error.localizedDescription)")
         }
@@ -266,7 +266,7 @@ public actor Sandbox {
                 cgroups.killTagged(in: cgroupPath, tag: String(tag))
                 return
             }
-            guard (try? Self.compactEncoder.encode(killer).write(to: URL(fileURLWithPath: killFile))) != nil else { return }
+            guard (try? OCIBundle.write(Self.compactEncoder.encode(killer), to: killFile, mode: 0o600)) != nil else { return }
             _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
                                   outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()
         }

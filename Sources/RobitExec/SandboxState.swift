@@ -1,4 +1,5 @@
 import Foundation
+import RobitOCI
 
 /// Where robit keeps its sandboxes' bundles while they exist, with the owning robit process of each,
 /// so that one robit can tell another's live sandbox from one left behind by a robit that was killed.
@@ -27,7 +28,7 @@ public struct SandboxState: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let me = getpid()
         let owner = Owner(pid: me, startTime: Self.startTime(of: me) ?? 0, runtime: runtime, workspace: workspace)
-        try JSONEncoder().encode(owner).write(to: URL(fileURLWithPath: dir + "/owner.json"), options: .atomic)
+        try OCIBundle.write(JSONEncoder().encode(owner), to: dir + "/owner.json", mode: 0o600)
     }
 
     func owner(of id: String) -> Owner? {

@@ -11,9 +11,11 @@ public struct OCIBundle: Sendable {
 
     /// Writes the bundle for `configuration` into `path` (created if missing, mode 0700). With
     /// `relativeRoot`, config.json names its root `rootfs` (a link, for a prepared rootfs), so the
-    /// bundle can be moved and run by hand.
+    /// bundle can be moved and run by hand. `readable` indents config.json for people; without it
+    /// the JSON is compact, which is what a sandbox about to start wants.
     @discardableResult
-    public static func create(at path: String, configuration c: SandboxConfiguration, relativeRoot: Bool = false) throws -> (bundle: OCIBundle, spec: Spec) {
+    public static func create(at path: String, configuration c: SandboxConfiguration, relativeRoot: Bool = false,
+                              readable: Bool = true) throws -> (bundle: OCIBundle, spec: Spec) {
         let bundle = OCIBundle(path: path)
         let fm = FileManager.default
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -30,7 +32,7 @@ public struct OCIBundle: Sendable {
             try write(Data(try SyscallTable.compileBPF(c.policy.seccomp)), to: filter, mode: 0o644)
         }
         let spec = SpecGenerator.spec(for: c, rootfsPath: rootPath)
-        try write(encode(spec), to: bundle.configPath, mode: 0o600)
+        try write(readable ? encode(spec) : encodeCompact(spec), to: bundle.configPath, mode: 0o600)
         return (bundle, spec)
     }
 
@@ -47,29 +49,51 @@ public struct OCIBundle: Sendable {
         return data
     }
 
+    /// Compact JSON with sorted keys: the same content as `encode`, quicker to write and parse.
+    public static func encodeCompact<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
     static func writeHostRootfs(at root: String, configuration c: SandboxConfiguration) throws {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        // Plain syscalls: this runs on every sandbox start, and Foundation's file APIs cost
+        // several times more (stat, atomic temporary files, attribute round trips).
+        try makeDirectory(root, mode: 0o755)
         for dir in ["usr", "etc", "proc", "dev", "sys", "tmp", "work", ".robit", "run", "var", "var/tmp", "root", "home", "opt", "mnt"] {
-            try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try makeDirectory("\(root)/\(dir)", mode: 0o755)
         }
         // runc gives a tmpfs the mode of the directory it is mounted on.
         for dir in ["tmp", "var/tmp"] { chmod("\(root)/\(dir)", 0o1777) }
         for name in HostLayout.candidates {
             switch c.hostLayout.entries[name] {
-            case .symlink(let target): try fm.createSymbolicLink(atPath: "\(root)/\(name)", withDestinationPath: target)
-            case .directory: try fm.createDirectory(atPath: "\(root)/\(name)", withIntermediateDirectories: true)
+            case .symlink(let target):
+                guard symlink(target, "\(root)/\(name)") == 0 else { throw posixError("symlink \(root)/\(name)") }
+            case .directory: try makeDirectory("\(root)/\(name)", mode: 0o755)
             case nil: break
             }
         }
         for dir in c.hostLayout.etcBinds {
-            try fm.createDirectory(atPath: root + dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            var path = root
+            for part in dir.split(separator: "/") {
+                path += "/" + part
+                try makeDirectory(path, mode: 0o755)
+            }
         }
         try write(Data(), to: "\(root)/.robit/init", mode: 0o755)
         try write(Data(), to: "\(root)/.robit/seccomp.bpf", mode: 0o644)
         for (name, text) in curatedEtc(user: c.user, hostname: c.hostname) {
             try write(Data(text.utf8), to: "\(root)/etc/\(name)", mode: 0o644)
         }
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t) throws {
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw posixError("mkdir \(path)") }
+        chmod(path, mode)
+    }
+
+    static func posixError(_ what: String) -> CocoaError {
+        CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(what): \(String(cString: strerror(errno)))"])
     }
 
     /// The whole of /etc inside a `host` sandbox, apart from the read-only CA certificate and
@@ -88,12 +112,22 @@ public struct OCIBundle: Sendable {
         ]
     }
 
-    static func write(_ data: Data, to path: String, mode: Int) throws {
-        let fm = FileManager.default
-        guard fm.createFile(atPath: path, contents: data, attributes: [.posixPermissions: mode]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+    /// Writes `data` to `path` (created or truncated, never through a symlink) with `mode`.
+    public static func write(_ data: Data, to path: String, mode: mode_t) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw posixError("open \(path)") }
+        defer { close(fd) }
+        fchmod(fd, mode)
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; throw posixError("write \(path)") }
+                offset += n
+            }
         }
     }
+
 }
 
 extension HostLayout {

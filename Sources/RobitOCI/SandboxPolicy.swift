@@ -1,6 +1,7 @@
 import CCap
 import CSeccomp
 import Foundation
+import Synchronization
 
 /// What a sandboxed process may do: its capabilities and its seccomp profile.
 ///
@@ -17,13 +18,15 @@ public struct SandboxPolicy: Sendable, Equatable {
 
     /// robit's default: no capabilities, Docker's default seccomp profile minus mount, namespaces,
     /// ptrace, bpf, keyctl, userfaultfd, perf_event_open, io_uring, kexec, modules and clocks.
-    public static func builtInDefault() -> SandboxPolicy {
+    public static func builtInDefault() -> SandboxPolicy { parsedDefault }
+
+    private static let parsedDefault: SandboxPolicy = {
         do {
             return try parse(Data(defaultPolicyJSON.utf8), source: "built-in default")
         } catch {
             fatalError("the built-in default policy is invalid: \(error)")
         }
-    }
+    }()
 
     public static func load(path: String) throws(PolicyError) -> SandboxPolicy {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -217,6 +220,18 @@ public enum SyscallTable {
     /// Compiles a profile for the native architecture with libseccomp into a BPF program, as the
     /// kernel's seccomp(2) takes it.
     public static func compileBPF(_ seccomp: Seccomp) throws(PolicyError) -> [UInt8] {
+        if let cached = bpfCache.withLock({ $0.first { $0.0 == seccomp }?.1 }) { return cached }
+        let program = try compileUncached(seccomp)
+        bpfCache.withLock { cache in
+            cache.append((seccomp, program))
+            if cache.count > 8 { cache.removeFirst() }
+        }
+        return program
+    }
+
+    private static let bpfCache = Mutex<[(Seccomp, [UInt8])]>([])
+
+    private static func compileUncached(_ seccomp: Seccomp) throws(PolicyError) -> [UInt8] {
         func fail(_ m: String) -> PolicyError { PolicyError(file: "seccomp", keyPath: "", message: m) }
         func action(_ a: Seccomp.Action, _ errno: UInt32?) -> UInt32 {
             switch a {

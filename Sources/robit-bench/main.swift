@@ -1,8 +1,44 @@
 // robit-bench: the measurements behind scripts/bench. Not installed; run through scripts/bench.
 import Foundation
 import RobitExec
+import RobitOCI
 
 let args = Array(CommandLine.arguments.dropFirst())
+if args.first == "profile-create" {
+    // Where robit's cold-start time goes, step by step (medians of 20).
+    let ws = "/run/robit/workspaces/bench-profile"
+    try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
+    chown(ws, 65532, 65532)
+    let clock = ContinuousClock()
+    var sweep: [Double] = [], config: [Double] = [], bundle: [Double] = [], policy: [Double] = []
+    for kind in [RuntimeKind.crun, .runsc] {
+        for _ in 0..<20 {
+            let t0 = clock.now
+            _ = await Janitor.sweep(remove: true)
+            let t1 = clock.now
+            let p = SandboxPolicy.builtInDefault()
+            let t2 = clock.now
+            let options = SandboxOptions(runtime: kind, workspace: ws, user: User(uid: 65532, gid: 65532), policy: p)
+            let c = try options.configuration(id: "robit-profile00000", bundleDirectory: "/run/robit/profile-bundle")
+            let t3 = clock.now
+            _ = try OCIBundle.create(at: "/run/robit/profile-bundle", configuration: c, readable: false)
+            let t4 = clock.now
+            try FileManager.default.removeItem(atPath: "/run/robit/profile-bundle")
+            let spec = SpecGenerator.spec(for: c, rootfsPath: "/x")
+            let e0 = clock.now
+            _ = try OCIBundle.encodeCompact(spec)
+            let e1 = clock.now
+            _ = try OCIBundle.encodeCompact(spec.linux!.seccomp!)
+            let e2 = clock.now
+            if sweep.count == 0 { print("encode spec \(e1 - e0), seccomp alone \(e2 - e1)") }
+            func ms(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000 }
+            sweep.append(ms(t1 - t0)); policy.append(ms(t2 - t1)); config.append(ms(t3 - t2)); bundle.append(ms(t4 - t3))
+        }
+        print("\(kind): sweep \(SandboxBenchmark.median(sweep)) ms, builtInDefault policy \(SandboxBenchmark.median(policy)) ms, configuration \(SandboxBenchmark.median(config)) ms, bundle write \(SandboxBenchmark.median(bundle)) ms")
+        sweep = []; config = []; bundle = []; policy = []
+    }
+    exit(0)
+}
 guard args.first == "sandbox" else {
     FileHandle.standardError.write(Data("usage: robit-bench sandbox [--warm N] [--cold N] [--runtime R]...\n".utf8))
     exit(2)

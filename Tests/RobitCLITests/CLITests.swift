@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import Testing
 @testable import RobitCLI
+import RobitAgent
+import RobitExec
+import RobitOCI
 
 /// The robit binary built next to the tests.
 enum CLI {
@@ -147,5 +150,17 @@ enum CLI {
         let config = try String(contentsOfFile: dir + "/out/config.json", encoding: .utf8)
         #expect(!config.contains("sk-robit-test-secret-4242"))
         #expect(!config.contains("OPENAI_API_KEY"))
+    }
+}
+
+@Suite struct ExampleTests {
+    @Test func exampleTasksLoad() throws {
+        let dir = CLI.packageRoot + "/examples"
+        let files = (FileManager.default.enumerator(atPath: dir)?.compactMap { $0 as? String } ?? []).filter { $0.hasSuffix("task.yaml") }
+        #expect(!files.isEmpty)
+        for file in files {
+            let task = try TaskFile.load(path: dir + "/" + file)
+            #expect(try task.sandboxOptions().policy.seccomp == SandboxPolicy.builtInDefault().seccomp, "\(file)")
+        }
     }
 }
