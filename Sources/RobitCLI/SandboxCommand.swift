@@ -58,8 +58,8 @@ struct SandboxFlags: ParsableArguments {
             guard parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]) else {
                 throw ValidationError("--user \(user) is not UID:GID (e.g. 1000:1000)")
             }
-            guard uid != 0 else { throw ValidationError("--user: the sandbox never runs as root (uid 0)") }
             userValue = User(uid: uid, gid: gid)
+            if let problem = Workspace.problem(with: userValue!) { throw ValidationError("--user \(user): \(problem)") }
         }
         let rootfsValue: SandboxConfiguration.Rootfs
         if rootfs == "host" {
@@ -113,6 +113,7 @@ struct SandboxRun: AsyncParsableCommand {
             let user = options.user ?? User(uid: 65532, gid: 65532)
             scratch = try Workspace.makeScratch(user: user)
             options.workspace = scratch!
+            options.scratch = scratch
             options.user = user
         }
         defer { if let scratch { Workspace.removeScratch(scratch) } }
@@ -125,10 +126,10 @@ struct SandboxRun: AsyncParsableCommand {
             await box.destroy()
             throw error
         }
-        // The output first: runsc takes a second or so to tear a sandbox down.
-        FileHandle.standardOutput.write(result.stdout.data)
-        FileHandle.standardError.write(result.stderr.data)
+        // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let leftovers = await box.destroy()
+        try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
+        try? FileHandle.standardError.write(contentsOf: result.stderr.data)
         if result.stdout.truncated {
             printError("robit: stdout truncated: kept \(result.stdout.data.count) of \(result.stdout.totalBytes) bytes")
         }

@@ -43,7 +43,7 @@ public struct CgroupMounts: Sendable {
     /// too when a controller's usual mount point exists but is empty).
     public func directories(for path: String) -> [String] {
         var roots = entries.map(\.mountPoint)
-        if let names = try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup") {
+        if !isUnifiedOnly, let names = try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup") {
             for name in names.sorted() where !roots.contains("/sys/fs/cgroup/" + name) {
                 var isDir: ObjCBool = false
                 if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/" + name, isDirectory: &isDir), isDir.boolValue {
@@ -54,8 +54,12 @@ public struct CgroupMounts: Sendable {
         return roots.map { $0 + path }
     }
 
+    /// /sys/fs/cgroup is itself the cgroup2 tree: its subdirectories are cgroups, not mount points.
+    var isUnifiedOnly: Bool { entries.contains { $0.isV2 && $0.mountPoint == "/sys/fs/cgroup" } }
+
     /// Directories under /sys/fs/cgroup named like a controller with nothing mounted on them.
     public var unmountedControllerDirectories: [String] {
+        if isUnifiedOnly { return [] }
         let mounted = Set(entries.map(\.mountPoint))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
         return names.sorted().map { "/sys/fs/cgroup/" + $0 }.filter { path in
@@ -92,24 +96,34 @@ public struct CgroupMounts: Sendable {
         return []
     }
 
-    /// SIGKILLs, from the host, the processes of the cgroup at `path` whose environment holds
-    /// `ROBIT_EXEC=tag` (with `tag` nil: every exec'd process, i.e. all but the sandbox's init),
-    /// repeating until a pass finds none. For runtimes whose processes are host processes.
-    func killTagged(in path: String, tag: String?) {
-        let needle = Array("ROBIT_EXEC=\(tag ?? "")".utf8)
+    /// SIGKILLs, from the host, the processes of the cgroup at `path` that belong to command `tag`
+    /// (`ROBIT_EXEC=tag` in their environment) or to no running command (no tag, or one not in
+    /// `keep`), so dropping the variable does not let a process outlive its command. With `tag` nil,
+    /// every process but the sandbox's init. Repeats until a pass finds none. For runtimes whose
+    /// processes are host processes.
+    func killTagged(in path: String, tag: String?, keep: Set<String> = []) {
+        let prefix = Array("ROBIT_EXEC=".utf8)
         for _ in 0..<200 {
             var found = 0
-            for pid in processes(in: path) {
-                guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
-                let entries = environ.split(separator: 0, omittingEmptySubsequences: true)
-                let match = entries.contains { entry in
-                    tag == nil ? entry.starts(with: needle) : entry.elementsEqual(needle)
+            for pid in processes(in: path) where !Self.isNamespaceInit(pid) {
+                if let tag {
+                    guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+                    let value = environ.split(separator: 0).first { $0.starts(with: prefix) }
+                        .map { String(decoding: $0.dropFirst(prefix.count), as: UTF8.self) }
+                    if let value, value != tag, keep.contains(value) { continue }
                 }
-                if match, Foundation.kill(pid, SIGKILL) == 0 { found += 1 }
+                if Foundation.kill(pid, SIGKILL) == 0 { found += 1 }
             }
             if found == 0 { return }
             usleep(5_000)
         }
+    }
+
+    /// True for a process that is PID 1 of its pid namespace (the sandbox's init).
+    static func isNamespaceInit(_ pid: Int32) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }) else { return false }
+        return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "1"
     }
 
     static func readCounter(_ file: String, key: String) -> Int? {

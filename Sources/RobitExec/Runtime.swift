@@ -78,6 +78,22 @@ public struct Runtime: Sendable, Equatable {
         return r.stdout.text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
+    /// The runtime's state of a container: status, bundle path and creation time.
+    func stateInfo(id: String) async -> (status: String, bundle: String?, created: Date?)? {
+        guard let r = try? await ChildProcess(executable: path, arguments: state(id: id), outputLimit: 1 << 16,
+                                              timeout: .seconds(20), interruptible: false).run(),
+              r.status == .exited(0),
+              let object = try? JSONSerialization.jsonObject(with: r.stdout.data) as? [String: Any],
+              let status = object["status"] as? String else { return nil }
+        var created: Date?
+        if let text = object["created"] as? String {
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            created = f.date(from: String(text.prefix(23)) + "Z") ?? ISO8601DateFormatter().date(from: String(text.prefix(19)) + "Z")
+        }
+        return (status, object["bundle"] as? String, created)
+    }
+
     /// The container's status ("running", "stopped", ...), or nil when the runtime does not know it.
     func status(id: String) async -> String? {
         guard let r = try? await ChildProcess(executable: path, arguments: state(id: id), outputLimit: 1 << 16,

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RobitOCI
 
 /// What to start a sandbox with.
@@ -13,6 +14,8 @@ public struct SandboxOptions: Sendable {
     public var policy: SandboxPolicy
     /// Host path of robit-init; nil = next to the robit executable, or `$ROBIT_INIT`.
     public var initBinary: String?
+    /// The exact path of a scratch workspace robit made for this sandbox (removed with it).
+    public var scratch: String?
     public var state: SandboxState
 
     public init(runtime: RuntimeKind = .runsc, rootfs: SandboxConfiguration.Rootfs = .host, workspace: String, user: User? = nil,
@@ -34,17 +37,16 @@ public struct SandboxOptions: Sendable {
     /// The full configuration for a sandbox with this id whose bundle is written to `bundleDirectory`
     /// (default: its state directory): validates the workspace, the user and robit-init.
     public func configuration(id: String, bundleDirectory: String? = nil) throws(SandboxError) -> SandboxConfiguration {
-        let workspace = try Workspace.validate(workspace)
+        let workspace = try Workspace.validate(workspace, scratch: scratch)
         let user: User
         if let explicit = self.user { user = explicit } else { user = try Workspace.owner(of: workspace) }
-        guard user.uid != 0 else {
-            throw SandboxError(.invalidInput, "the sandbox never runs as root (uid 0); pick another user")
-        }
+        if let problem = Workspace.problem(with: user) { throw SandboxError(.invalidInput, problem) }
+        var rootfs = self.rootfs
         if case .path(let dir) = rootfs {
-            var isDir: ObjCBool = false
-            guard dir.hasPrefix("/"), FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw SandboxError(.invalidInput, "rootfs \(dir) is not a directory (give an absolute path to a prepared root filesystem, or use `host`)")
+            guard dir.hasPrefix("/") else {
+                throw SandboxError(.invalidInput, "rootfs \(dir) is not an absolute path (give a prepared root filesystem directory, or use `host`)")
             }
+            rootfs = .path(try Workspace.validateRootfs(dir, workspace: workspace, state: state))
         }
         let options = self
         let initPath: String
@@ -66,10 +68,20 @@ extension Sandbox {
     public static func writeBundle(_ options: SandboxOptions, to directory: String) throws(SandboxError) -> (bundle: OCIBundle, spec: Spec) {
         let dir = URL(fileURLWithPath: directory).standardizedFileURL.path
         let configuration = try options.configuration(id: newID(), bundleDirectory: dir)
+        // robit writes as root: nobody else may be able to redirect those writes with a symlink.
+        let parent = (dir as NSString).deletingLastPathComponent
+        if let problem = SecurePath.problem(parent.isEmpty ? "/" : parent) {
+            throw SandboxError(.invalidInput, "refusing to write a bundle into \(dir): \(problem), so another user could redirect robit's writes; choose a directory only root can change")
+        }
         do {
-            if FileManager.default.fileExists(atPath: dir),
-               !((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).isEmpty {
-                throw SandboxError(.invalidInput, "\(dir) is not empty; give a new or empty directory")
+            var st = stat()
+            if lstat(dir, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid(),
+                      ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? ["?"]).isEmpty else {
+                    throw SandboxError(.invalidInput, "\(dir) exists and is not an empty directory of robit's user; give a new or empty directory")
+                }
+            } else if mkdir(dir, 0o755) != 0 {
+                throw SandboxError(.invalidInput, "cannot create \(dir): \(String(cString: strerror(errno)))")
             }
             let result = try OCIBundle.create(at: dir, configuration: configuration, relativeRoot: true)
             if let seccomp = result.spec.linux?.seccomp {
@@ -147,6 +159,8 @@ public actor Sandbox {
     let state: SandboxState
     /// The host's cgroup mounts, read once: OOM kills are counted before and after every exec.
     private let cgroups = CgroupMounts.current()
+    /// Tags of the commands running now: a timeout kills everything else but init.
+    private let activeTags = ActiveTags()
     private var destroyed = false
     private var lost = false
     private var restarts = 0
@@ -176,6 +190,11 @@ public actor Sandbox {
     public static func create(_ options: SandboxOptions) async throws(SandboxError) -> Sandbox {
         let runtime = try Runtime.locate(options.runtime)
         try Preflight.check(runtime: runtime)
+        try? FileManager.default.createDirectory(atPath: options.state.sandboxesDirectory, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        if let problem = SecurePath.problem(options.state.root) {
+            throw SandboxError(.hostNotReady, "robit's state directory is not safe: \(problem); use a directory only root can change (ROBIT_STATE_DIR)")
+        }
         _ = await Janitor.sweep(state: options.state, remove: true)
         let id = newID()
         let configuration = try options.configuration(id: id)
@@ -183,7 +202,7 @@ public actor Sandbox {
         let bundle: OCIBundle
         let spec: Spec
         do {
-            try options.state.writeOwner(id: id, runtime: options.runtime, workspace: configuration.workspace)
+            try options.state.writeOwner(id: id, runtime: options.runtime, workspace: configuration.workspace, scratch: options.scratch)
             (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration, readable: false)
         } catch {
             _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
@@ -212,12 +231,6 @@ public actor Sandbox {
         }
     }
 
-    /// Runs one command. A non-zero exit, a timeout or an OOM kill is a result; a sandbox that is
-    /// gone or a runtime that cannot exec is an error.
-    public func exec(_ request: ExecRequest) async throws(SandboxError) -> ExecResult {
-        try await exec(request, retried: false)
-    }
-
     /// Kills every process in the sandbox but its init.
     private func killAll() async {
         guard runtime.kind == .runsc else {
@@ -232,7 +245,9 @@ public actor Sandbox {
                                     timeout: .seconds(10), interruptible: false).run()
     }
 
-    private func exec(_ request: ExecRequest, retried: Bool) async throws(SandboxError) -> ExecResult {
+    /// Runs one command. A non-zero exit, a timeout or an OOM kill is a result; a sandbox that is
+    /// gone or a runtime that cannot exec is an error.
+    public func exec(_ request: ExecRequest) async throws(SandboxError) -> ExecResult {
         guard !destroyed else { throw SandboxError(.sandboxLost, "the sandbox \(id) was already destroyed") }
         guard !request.argv.isEmpty, !request.argv[0].isEmpty else { throw SandboxError(.invalidInput, "empty command") }
         if lost { try await restart() }
@@ -256,16 +271,21 @@ public actor Sandbox {
         let oomBefore = cgroups.oomKillCount(for: cgroupPath) ?? 0
         let runtime = self.runtime
         let id = self.id
-        let killer = SpecGenerator.killerProcess(configuration, tag: String(tag))
+        activeTags.withLock { _ = $0.insert(String(tag)) }
+        defer { activeTags.withLock { _ = $0.remove(String(tag)) } }
+        let activeTags = self.activeTags
+        let configuration = self.configuration
         let cgroups = self.cgroups
         // Only a command that times out, is interrupted or leaves something behind needs the killer.
         // crun's and runc's processes are host processes: robit kills them from the host, which needs
         // no free pid in the sandbox. gVisor's are not: robit execs robit-init's killer into it.
         let killTree: @Sendable () -> Void = {
+            let keep = activeTags.withLock { $0 }.subtracting([String(tag)])
             guard runtime.kind == .runsc else {
-                cgroups.killTagged(in: cgroupPath, tag: String(tag))
+                cgroups.killTagged(in: cgroupPath, tag: String(tag), keep: keep)
                 return
             }
+            let killer = SpecGenerator.killerProcess(configuration, tag: String(tag), keep: keep.sorted())
             guard (try? OCIBundle.write(Self.compactEncoder.encode(killer), to: killFile, mode: 0o600)) != nil else { return }
             _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
                                   outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()
@@ -281,13 +301,13 @@ public actor Sandbox {
         let oomAfter = cgroups.oomKillCount(for: cgroupPath) ?? 0
         var result = ExecResult(status: r.status, stdout: r.stdout, stderr: r.stderr, duration: r.duration, timedOut: r.timedOut,
                                 outOfMemory: oomAfter > oomBefore, interrupted: r.interrupted, sandboxRestarted: false, notes: [])
-        if runtime.kind == .runsc, !retried, r.status == .exited(128), r.stderr.text.contains("try again") {
-            // runsc could not even start the command: processes left by earlier commands hold the
-            // whole pids limit (RLIMIT_NPROC). Kill everything but PID 1 and try once more.
+        if runtime.kind == .runsc, r.status == .exited(128), r.stderr.text.contains("try again") {
+            // runsc may not have been able to start the command at all: processes left by earlier
+            // commands hold the whole pids limit (RLIMIT_NPROC). Kill everything but PID 1 so the
+            // next command can run. (The command is not run again: it may have run.)
             await killAll()
-            var again = try await exec(request, retried: true)
-            again.notes.insert("the pids limit was used up by processes earlier commands left running; robit killed them", at: 0)
-            return again
+            result.notes.append("the pids limit may have been used up by processes earlier commands left running; robit killed every process in the sandbox")
+            return result
         }
         if case .exited(let code) = r.status, code != 0, !result.timedOut, !result.interrupted {
             // A runtime error and a command's exit code look alike: ask whether the sandbox is still there.
@@ -329,6 +349,12 @@ public actor Sandbox {
     public func isRunning() async -> Bool {
         await runtime.status(id: id) == "running"
     }
+}
+
+/// The set of running commands' tags, shared with the threads that kill timed-out commands.
+final class ActiveTags: Sendable {
+    private let tags = Mutex<Set<String>>([])
+    func withLock<R>(_ body: (inout Set<String>) -> R) -> R { tags.withLock { body(&$0) } }
 }
 
 /// Checks of the host that must pass before a sandbox is created.

@@ -21,13 +21,15 @@ public struct SandboxState: Sendable {
         var startTime: UInt64
         var runtime: RuntimeKind
         var workspace: String?
+        /// A scratch workspace robit made for this sandbox, removed with it.
+        var scratch: String?
     }
 
-    func writeOwner(id: String, runtime: RuntimeKind, workspace: String?) throws {
+    func writeOwner(id: String, runtime: RuntimeKind, workspace: String?, scratch: String? = nil) throws {
         let dir = directory(for: id)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let me = getpid()
-        let owner = Owner(pid: me, startTime: Self.startTime(of: me) ?? 0, runtime: runtime, workspace: workspace)
+        let owner = Owner(pid: me, startTime: Self.startTime(of: me) ?? 0, runtime: runtime, workspace: workspace, scratch: scratch)
         try OCIBundle.write(JSONEncoder().encode(owner), to: dir + "/owner.json", mode: 0o600)
     }
 
@@ -98,6 +100,13 @@ public enum Janitor {
             for kind in RuntimeKind.allCases {
                 guard let runtime = try? Runtime.locate(kind) else { continue }
                 for id in await runtime.containerIDs() where id.hasPrefix("robit-") && !live.contains(id) && !handled.contains(id) {
+                    // Only containers whose bundle was in this state root, older than a minute, and
+                    // still without a state directory now: never another state root's or a robit's
+                    // that is starting right now.
+                    guard let info = await runtime.stateInfo(id: id), let bundle = info.bundle,
+                          bundle == state.directory(for: id) || bundle.hasPrefix(state.sandboxesDirectory + "/"),
+                          Date().timeIntervalSince(info.created ?? .distantPast) > 60,
+                          !FileManager.default.fileExists(atPath: state.directory(for: id)) else { continue }
                     handled.insert(id)
                     var item = Leftover(id: id, runtime: kind, kind: "container without a robit", removed: false, detail: "not removed")
                     if remove {
@@ -149,6 +158,9 @@ public enum Janitor {
         let left = CgroupMounts.current().remove(path: "/robit/\(id)")
         if !left.isEmpty { problems.append("cgroups left: \(left.joined(separator: ", "))") }
         let dir = state.directory(for: id)
+        if let scratch = state.owner(of: id)?.scratch, scratch.hasPrefix(state.root + "/workspaces/"), !scratch.contains("/../") {
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
         for mp in mounts(under: dir) { umount2(mp, Int32(MNT_DETACH)) }
         if FileManager.default.fileExists(atPath: dir) {
             do { try FileManager.default.removeItem(atPath: dir) } catch { problems.append("cannot remove \(dir): \(error.localizedDescription)") }

@@ -12,21 +12,60 @@ public enum Workspace {
                          "/var", "/root", "/opt", "/srv", "/snap"]
 
     /// The real absolute path of `path`, checked to be a directory that is safe to hand to a sandbox.
-    public static func validate(_ path: String) throws(SandboxError) -> String {
+    /// `scratch` is the exact path of a scratch workspace robit itself just made (under the state root).
+    public static func validate(_ path: String, scratch: String? = nil) throws(SandboxError) -> String {
+        let resolved = try realDirectory(path, what: "workspace")
+        if resolved == scratch { return resolved }
+        if isSystem(resolved) && !resolved.hasPrefix("/var/tmp/") {
+            throw SandboxError(.invalidInput, "workspace \(resolved) is or contains a system directory; give a project directory")
+        }
+        return resolved
+    }
+
+    static func realDirectory(_ path: String, what: String) throws(SandboxError) -> String {
         guard let real = realpath(path, nil) else {
-            throw SandboxError(.invalidInput, "workspace \(path) does not exist (create it, or pass an existing directory)")
+            throw SandboxError(.invalidInput, "\(what) \(path) does not exist (create it, or pass an existing directory)")
         }
         let resolved = String(cString: real)
         free(real)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir), isDir.boolValue else {
-            throw SandboxError(.invalidInput, "workspace \(path) is not a directory")
-        }
-        if resolved == "/" || system.contains(where: { $0.hasPrefix(resolved + "/") || $0 == resolved || resolved.hasPrefix($0 + "/") })
-            && !resolved.hasPrefix("/var/tmp/") && !resolved.hasPrefix("/run/robit/workspaces/") {
-            throw SandboxError(.invalidInput, "workspace \(resolved) is or contains a system directory; give a project directory")
+            throw SandboxError(.invalidInput, "\(what) \(path) is not a directory")
         }
         return resolved
+    }
+
+    /// `/`, a system directory, something inside one, or something containing one.
+    static func isSystem(_ resolved: String) -> Bool {
+        resolved == "/" || system.contains { $0.hasPrefix(resolved + "/") || $0 == resolved || resolved.hasPrefix($0 + "/") }
+    }
+
+    /// A prepared root filesystem: a real directory that is not the host's root or a system
+    /// directory, not the workspace or robit's state, owned by root and writable by nobody else, so
+    /// that what the sandbox sees as its read-only system cannot be changed under it.
+    public static func validateRootfs(_ path: String, workspace: String, state: SandboxState) throws(SandboxError) -> String {
+        let resolved = try realDirectory(path, what: "rootfs")
+        let stateRoot = (try? realDirectory(state.root, what: "state")) ?? state.root
+        func overlaps(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") }
+        if isSystem(resolved) {
+            throw SandboxError(.invalidInput, "rootfs \(resolved) is the host's root or a system directory; give a prepared root filesystem directory")
+        }
+        if overlaps(resolved, workspace) || overlaps(resolved, stateRoot) {
+            throw SandboxError(.invalidInput, "rootfs \(resolved) overlaps the workspace or robit's state directory")
+        }
+        if let problem = SecurePath.problem(resolved) {
+            throw SandboxError(.invalidInput, "rootfs \(resolved): \(problem)")
+        }
+        return resolved
+    }
+
+    /// Why the sandbox cannot run as `user`, or nil. uid/gid 0 is root, and -1 (4294967295) means
+    /// "unchanged" to setresuid, i.e. root again.
+    public static func problem(with user: User) -> String? {
+        if user.uid == 0 { return "the sandbox never runs as root (uid 0)" }
+        if user.gid == 0 { return "the sandbox never runs with the root group (gid 0)" }
+        if user.uid == UInt32.max || user.gid == UInt32.max { return "uid and gid 4294967295 (-1) mean \"unchanged\", i.e. root" }
+        return nil
     }
 
     /// The uid and gid that own `path`.
@@ -36,9 +75,13 @@ public enum Workspace {
             throw SandboxError(.invalidInput, "cannot stat workspace \(path): \(String(cString: strerror(errno)))")
         }
         guard st.st_uid != 0 else {
-            throw SandboxError(.invalidInput, "workspace \(path) is owned by root, and the sandbox never runs as root; `chown -R USER:GROUP \(path)` to the user the sandbox should run as (e.g. 65532:65532), or pass --user UID:GID")
+            throw SandboxError(.invalidInput, "workspace \(path) is owned by root, and the sandbox never runs as root; give a directory owned by the user the sandbox should run as (e.g. `chown -R 65532:65532 DIR`), or pass --user UID:GID")
         }
-        return User(uid: st.st_uid, gid: st.st_gid)
+        let user = User(uid: st.st_uid, gid: st.st_gid)
+        if let problem = problem(with: user) {
+            throw SandboxError(.invalidInput, "workspace \(path) is owned by \(st.st_uid):\(st.st_gid): \(problem); chown it to a regular user and group, or pass --user UID:GID")
+        }
+        return user
     }
 
     /// A new empty workspace owned by `user`, for commands run without one. Remove it with `removeScratch`.
@@ -58,5 +101,27 @@ public enum Workspace {
 
     public static func removeScratch(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Checks that nobody but root can change what a path refers to.
+public enum SecurePath {
+    /// nil when `path` and every directory above it are owned by root and not writable by group or
+    /// others (a sticky directory such as /tmp is fine: others cannot rename what root owns there);
+    /// otherwise what is wrong. Symlinks are resolved first.
+    public static func problem(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return "\(path) does not exist" }
+        var current = String(cString: real)
+        free(real)
+        while true {
+            var st = stat()
+            guard lstat(current, &st) == 0 else { return "cannot stat \(current)" }
+            if st.st_uid != 0 { return "\(current) is owned by uid \(st.st_uid), not root" }
+            let writableByOthers = st.st_mode & (S_IWGRP | S_IWOTH) != 0
+            if writableByOthers && st.st_mode & S_ISVTX == 0 { return "\(current) is writable by group or others" }
+            if current == "/" { return nil }
+            current = (current as NSString).deletingLastPathComponent
+            if current.isEmpty { current = "/" }
+        }
     }
 }

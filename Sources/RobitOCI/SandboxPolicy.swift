@@ -100,7 +100,13 @@ public struct SandboxPolicy: Sendable, Equatable {
         for (i, arch) in architectures.enumerated() where SyscallTable.architectureToken(arch) == nil {
             throw fail("seccomp.architectures[\(i)]", "unknown architecture \"\(arch)\" (e.g. SCMP_ARCH_X86_64, SCMP_ARCH_AARCH64)", near: "\"\(arch)\"")
         }
+        if let e = file.seccomp.defaultErrnoRet, e > 4095 {
+            throw fail("seccomp.defaultErrnoRet", "errno \(e) is out of range 0...4095", near: "\"defaultErrnoRet\"")
+        }
         for (i, rule) in (file.seccomp.syscalls ?? []).enumerated() {
+            if let e = rule.errnoRet, e > 4095 {
+                throw fail("seccomp.syscalls[\(i)].errnoRet", "errno \(e) is out of range 0...4095")
+            }
             if rule.names.isEmpty { throw fail("seccomp.syscalls[\(i)].names", "must name at least one syscall") }
             for (j, name) in rule.names.enumerated() where !SyscallTable.isKnown(name, architectures: architectures) {
                 throw fail("seccomp.syscalls[\(i)].names[\(j)]",

@@ -65,7 +65,8 @@ public struct User: Codable, Sendable, Equatable {
     }
 }
 
-/// Capability sets; robit always emits every set, empty by default.
+/// Capability sets; robit always emits every set, empty by default. A capability a policy grants
+/// goes into all five sets: a non-root process keeps it across execve only through the ambient set.
 public struct Capabilities: Codable, Sendable, Equatable {
     public var bounding: [String]
     public var effective: [String]
@@ -76,9 +77,9 @@ public struct Capabilities: Codable, Sendable, Equatable {
     public init(_ caps: [String] = []) {
         bounding = caps
         effective = caps
-        inheritable = []
+        inheritable = caps
         permitted = caps
-        ambient = []
+        ambient = caps
     }
 }
 

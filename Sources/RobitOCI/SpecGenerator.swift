@@ -11,9 +11,14 @@ public enum SpecGenerator {
 
     public static let cpuPeriod: UInt64 = 100_000
 
-    /// The long-running process of the sandbox: robit-init reaping orphans as PID 1.
+    /// The long-running process of the sandbox: robit-init reaping orphans as PID 1. It runs as a
+    /// user of its own (nobody, or 65533 when the sandbox user is nobody), so commands cannot
+    /// signal it or reach its file descriptors.
     public static func initProcess(_ c: SandboxConfiguration) -> Process {
-        process(c, args: [SandboxConfiguration.initPath, "init"], cwd: "/")
+        var p = process(c, args: [SandboxConfiguration.initPath, "init"], cwd: "/")
+        let id: UInt32 = c.user.uid == 65534 || c.user.gid == 65534 ? 65533 : 65534
+        p.user = User(uid: id, gid: id, umask: 0o077)
+        return p
     }
 
     /// The process of one exec, tagged ROBIT_EXEC=tag so a timeout can find and kill its whole tree.
@@ -33,8 +38,10 @@ public enum SpecGenerator {
     /// may have used up the per-user process limit (how the pids limit is enforced under gVisor),
     /// which does not count uid 0, and killing another user's processes takes CAP_KILL. Same seccomp
     /// filter and no_new_privs as every other process. (Under crun and runc robit kills from the host.)
-    public static func killerProcess(_ c: SandboxConfiguration, tag: String?) -> Process {
-        var p = execProcess(c, tag: "killer", argv: [SandboxConfiguration.initPath, "kill", tag ?? "--all"], cwd: "/")
+    /// `keep` are the tags of commands still running, whose processes stay.
+    public static func killerProcess(_ c: SandboxConfiguration, tag: String?, keep: [String] = []) -> Process {
+        let args = tag.map { ["kill", $0, "killer"] + keep } ?? ["kill", "--all"]
+        var p = execProcess(c, tag: "killer", argv: [SandboxConfiguration.initPath] + args, cwd: "/")
         p.user = User(uid: 0, gid: 0)
         p.capabilities = Capabilities(["CAP_KILL"])
         return p

@@ -6,7 +6,8 @@
 //   robit-init exec [--seccomp F] -- ARGV...
 //                                   start ARGV in a new session, after loading the seccomp BPF
 //                                   program in F (for runtimes that do not filter exec'd processes).
-//   robit-init kill TAG             SIGKILL every process tagged TAG (a timed-out call's whole tree).
+//   robit-init kill TAG [KEEP...]   SIGKILL every process tagged TAG (a timed-out call's whole tree)
+//                                   and every process not tagged with one of KEEP (running commands).
 //   robit-init kill --all           SIGKILL every process but PID 1 (pids limit exhausted by leftovers).
 //   robit-init probe                print the process's security state, one key=value per line.
 #define _GNU_SOURCE
@@ -28,6 +29,16 @@
 static void no_op(int sig) { (void)sig; }
 
 static int run_init(void) {
+    // Nothing inherited from the runtime stays open: a command must not reach a host file (the
+    // runtime's log) through /proc/1/fd.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2) close(null);
+    }
+    for (int fd = 3; fd < 1024; fd++) close(fd);
     // As PID 1, a signal with the default disposition is dropped even when waited for: give the
     // ones that end the sandbox a handler, then take every signal synchronously.
     struct sigaction sa;
@@ -91,30 +102,33 @@ static int run_exec(const char *seccomp, char **argv) {
     return (e == ENOENT || e == ENOTDIR) ? 127 : 126;
 }
 
-// Returns 1 if /proc/PID/environ holds the entry "ROBIT_EXEC=TAG".
-static int tagged(const char *pid, const char *needle, size_t nlen) {
+// The value of ROBIT_EXEC in /proc/PID/environ, copied into `out`: 1 if present, 0 if absent,
+// -1 if the process is gone or unreadable.
+static int exec_tag(const char *pid, char *out, size_t outlen) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%s/environ", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+    if (fd < 0) return -1;
     static char buf[1 << 16];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0) return 0;
+    if (n < 0) return -1;
     buf[n] = 0;
     for (ssize_t i = 0; i < n;) {
         size_t len = strnlen(buf + i, (size_t)(n - i));
-        if (len == nlen && memcmp(buf + i, needle, nlen) == 0) return 1;
+        if (len > 11 && memcmp(buf + i, "ROBIT_EXEC=", 11) == 0) {
+            snprintf(out, outlen, "%.*s", (int)(len - 11), buf + i + 11);
+            return 1;
+        }
         i += (ssize_t)len + 1;
     }
     return 0;
 }
 
-// Kills the processes tagged TAG, or with TAG NULL every process but PID 1 and itself.
-static int run_kill(const char *tag) {
-    char needle[256];
-    int nlen = tag ? snprintf(needle, sizeof needle, "ROBIT_EXEC=%s", tag) : 0;
-    if (nlen < 0 || (size_t)nlen >= sizeof needle) return 2;
+// Kills the processes of command TAG and every process that belongs to no running command (no
+// tag, or a tag not in KEEP), so a process cannot outlive its command by dropping ROBIT_EXEC. With
+// TAG NULL every process but PID 1 and itself goes.
+static int run_kill(const char *tag, char **keep, int nkeep) {
     pid_t self = getpid();
     // Forks in flight can slip past one pass: repeat until a pass finds nothing.
     for (int round = 0; round < 200; round++) {
@@ -129,9 +143,18 @@ static int run_kill(const char *tag) {
             char *end;
             long pid = strtol(e->d_name, &end, 10);
             if (*end != 0 || pid <= 1 || pid == self) continue;
-            if (tag && !tagged(e->d_name, needle, (size_t)nlen)) continue;
-            pid_t pg = getpgid((pid_t)pid);
-            if (pg > 1 && pg != getpgid(0)) kill(-pg, SIGKILL);
+            if (tag) {
+                char t[256];
+                int has = exec_tag(e->d_name, t, sizeof t);
+                if (has < 0) continue;
+                int kept = 0;
+                if (has == 1 && strcmp(t, tag) != 0) {
+                    for (int k = 0; k < nkeep; k++) {
+                        if (strcmp(t, keep[k]) == 0) kept = 1;
+                    }
+                }
+                if (kept) continue;
+            }
             if (kill((pid_t)pid, SIGKILL) == 0) found++;
         }
         closedir(d);
@@ -167,8 +190,11 @@ int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--") == 0) return run_exec(NULL, argv + 3);
     if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--seccomp") == 0 && strcmp(argv[4], "--") == 0)
         return run_exec(argv[3], argv + 5);
-    if (argc == 3 && strcmp(argv[1], "kill") == 0) return run_kill(strcmp(argv[2], "--all") == 0 ? NULL : argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "kill") == 0) {
+        if (strcmp(argv[2], "--all") == 0) return run_kill(NULL, NULL, 0);
+        return run_kill(argv[2], argv + 3, argc - 3);
+    }
     if (argc == 2 && strcmp(argv[1], "probe") == 0) return run_probe();
-    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG|--all | probe\n");
+    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG [KEEP...] | kill --all | probe\n");
     return 2;
 }

@@ -103,7 +103,10 @@ enum CLI {
         let linux = config?["linux"] as? [String: Any]
         let resources = linux?["resources"] as? [String: Any]
         #expect((resources?["pids"] as? [String: Any])?["limit"] as? Int == 99)
-        #expect((config?["process"] as? [String: Any])?["user"] as? [String: Int] == ["uid": 1000, "gid": 1000, "umask": 18])
+        // init runs as nobody; commands run as the workspace's owner, named in the curated /etc/passwd.
+        #expect((config?["process"] as? [String: Any])?["user"] as? [String: Int] == ["uid": 65534, "gid": 65534, "umask": 63])
+        let passwd = try String(contentsOfFile: dir + "/out/rootfs/etc/passwd", encoding: .utf8)
+        #expect(passwd.contains("robit:x:1000:1000:"))
         #expect(FileManager.default.fileExists(atPath: dir + "/out/seccomp.json"))
         let validator = URL(fileURLWithPath: CLI.packageRoot + "/../shared/reference/validate-oci-config.py").standardizedFileURL.path
         let p = Process()

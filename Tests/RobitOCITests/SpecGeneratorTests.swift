@@ -40,8 +40,9 @@ import Testing
         let dir = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var data = try OCIBundle.encode(spec)
-        data = Data(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"uid\" : 1000", with: "\"uid\" : -5").utf8)
+        data = Data(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\"uid\" : 65534", with: "\"uid\" : -5").utf8)
         try data.write(to: URL(fileURLWithPath: dir + "/config.json"))
+        #expect(String(decoding: data, as: UTF8.self).contains("\"uid\" : -5"))
         let (status, _) = try TestPaths.run(["python3", TestPaths.validator, dir + "/config.json"])
         #expect(status == 1)
     }
@@ -62,7 +63,14 @@ import Testing
         let process = try #require(spec.process)
         #expect(spec.root?.readonly == true)
         #expect(process.noNewPrivileges == true)
-        #expect(process.user.uid == 1000 && process.user.uid != 0)
+        // init runs as a user of its own; commands as the workspace's owner.
+        #expect(process.user.uid == 65534 && process.user.gid == 65534)
+        let exec = SpecGenerator.execProcess(c, tag: "t", argv: ["true"])
+        #expect(exec.user.uid == 1000 && exec.user.gid == 1000)
+        #expect(exec.capabilities == Capabilities([]) && exec.noNewPrivileges == true)
+        let killer = SpecGenerator.killerProcess(c, tag: "t", keep: ["u"])
+        #expect(killer.capabilities == Capabilities(["CAP_KILL"]))
+        #expect(killer.args == ["/.robit/init", "kill", "t", "killer", "u"])
         #expect(process.capabilities == Capabilities([]))
         #expect(process.capabilities?.bounding.isEmpty == true && process.capabilities?.ambient.isEmpty == true)
         #expect(process.env?.contains(where: { $0.hasPrefix("ROBIT_") || $0.contains("KEY") || $0.contains("TOKEN") }) == false)
