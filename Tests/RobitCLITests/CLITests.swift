@@ -75,6 +75,9 @@ enum CLI {
         ["sandbox", "run", "--workspace", "/etc", "--", "true"], ["sandbox", "run", "--workspace", "/nonexistent-robit", "--", "true"],
         ["sandbox", "run", "--policy", "/nonexistent-policy.json", "--", "true"], ["bundle"], ["bundle", "x.yaml"],
         ["doctor", "--fix", "--bogus"],
+        ["sandbox", "run", "--user", "4294967295:4294967295", "--", "id"], ["sandbox", "run", "--user", "1000:0", "--", "id"],
+        ["sandbox", "run", "--rootfs", "/", "--", "id"], ["sandbox", "run", "--rootfs", "/etc", "--", "id"],
+        ["sandbox", "run", "--rootfs", "relative/dir", "--", "id"],
     ])
     func invalidInputExitsTwo(args: [String]) throws {
         let r = try CLI.run(args)
@@ -119,6 +122,25 @@ enum CLI {
         // A second bundle into the same directory is refused rather than mixed in.
         let again = try CLI.run(["bundle", dir + "/task.yaml", "--out", dir + "/out"])
         #expect(again.status == 2)
+    }
+
+    @Test func bundleRefusesAnOutputDirectoryOthersCanRedirect() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/ws", withIntermediateDirectories: true)
+        chown(dir + "/ws", 1000, 1000)
+        try FileManager.default.createDirectory(atPath: dir + "/open", withIntermediateDirectories: true)
+        chmod(dir + "/open", 0o777)
+        try "version: 1\nmodel: {provider: openai, name: m}\nprompt: p\nworkspace: {path: ws}\n".write(toFile: dir + "/t.yaml", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/open/b"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("writable by group or others"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/open/b"))
+        // A symlink planted as the output directory is not followed.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/ws")
+        let r2 = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/link"])
+        #expect(r2.status == 2, "\(r2.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/ws").isEmpty)
     }
 
     @Test func bundleErrorsNameFileLineAndKey() throws {
