@@ -6,7 +6,7 @@ import RobitOCI
 let args = Array(CommandLine.arguments.dropFirst())
 if args.first == "profile-create" {
     // Where robit's cold-start time goes, step by step (medians of 20).
-    let ws = "/run/robit/workspaces/bench-profile"
+    let ws = NSTemporaryDirectory() + "robit-bench-profile"
     try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
     chown(ws, 65532, 65532)
     let clock = ContinuousClock()
@@ -52,7 +52,7 @@ for (i, a) in args.enumerated() where a == "--runtime" && i + 1 < args.count {
 }
 if runtimes.isEmpty { runtimes = [.runsc, .crun, .runc] }
 
-let workspace = "/run/robit/workspaces/bench-\(getpid())"
+let workspace = NSTemporaryDirectory() + "robit-bench-\(getpid())"
 try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
 chown(workspace, 65532, 65532)
 defer { try? FileManager.default.removeItem(atPath: workspace) }
