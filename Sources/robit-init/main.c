@@ -198,3 +198,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG [KEEP...] | kill --all | probe\n");
     return 2;
 }
+
+// SwiftPM links every executable through the Swift driver, which adds swiftrt.o and its references
+// into the Swift runtime. robit-init is plain C and must stay small and static (gVisor pays for
+// every page of a big binary on each exec): these no-op definitions satisfy those references so
+// that no part of the Swift runtime is linked in.
+void swift_addNewDSOImage(const void *header) { (void)header; }
+int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
