@@ -96,10 +96,6 @@ public struct Runtime: Sendable, Equatable {
 
     /// The container's status ("running", "stopped", ...), or nil when the runtime does not know it.
     func status(id: String) async -> String? {
-        guard let r = try? await ChildProcess(executable: path, arguments: state(id: id), outputLimit: 1 << 16,
-                                              timeout: .seconds(20), interruptible: false).run(),
-              r.status == .exited(0),
-              let object = try? JSONSerialization.jsonObject(with: r.stdout.data) as? [String: Any] else { return nil }
-        return object["status"] as? String
+        await stateInfo(id: id)?.status
     }
 }

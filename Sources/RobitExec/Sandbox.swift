@@ -233,16 +233,26 @@ public actor Sandbox {
 
     /// Kills every process in the sandbox but its init.
     private func killAll() async {
-        guard runtime.kind == .runsc else {
-            cgroups.killTagged(in: SpecGenerator.cgroupsPath(id: id), tag: nil)
-            return
-        }
         let file = bundle.path + "/killall-\(Self.newID()).json"
         defer { unlink(file) }
-        guard (try? OCIBundle.write(Self.compactEncoder.encode(SpecGenerator.killerProcess(configuration, tag: nil)), to: file, mode: 0o600)) != nil
-        else { return }
-        _ = try? await ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: file, id: id), outputLimit: 4096,
-                                    timeout: .seconds(10), interruptible: false).run()
+        _ = try? await Self.killer(tag: nil, keep: [], runtime: runtime, id: id, configuration: configuration, cgroups: cgroups, file: file)?.run()
+    }
+
+    /// Kills the processes of command `tag` and of no running command (`keep` are the running ones'
+    /// tags); with `tag` nil, every process but init. crun's and runc's processes are host processes:
+    /// they are killed from the host here, which needs no free pid in the sandbox, and nil is
+    /// returned. gVisor's are not: the returned process execs robit-init's killer into the sandbox,
+    /// its spec written to `file`.
+    static func killer(tag: String?, keep: Set<String>, runtime: Runtime, id: String, configuration: SandboxConfiguration,
+                       cgroups: CgroupMounts, file: String) -> ChildProcess? {
+        guard runtime.kind == .runsc else {
+            cgroups.killTagged(in: SpecGenerator.cgroupsPath(id: id), tag: tag, keep: keep)
+            return nil
+        }
+        let spec = SpecGenerator.killerProcess(configuration, tag: tag, keep: keep.sorted())
+        guard (try? OCIBundle.write(compactEncoder.encode(spec), to: file, mode: 0o600)) != nil else { return nil }
+        return ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: file, id: id), outputLimit: 4096,
+                            timeout: .seconds(10), interruptible: false)
     }
 
     /// Runs one command. A non-zero exit, a timeout or an OOM kill is a result; a sandbox that is
@@ -277,18 +287,10 @@ public actor Sandbox {
         let configuration = self.configuration
         let cgroups = self.cgroups
         // Only a command that times out, is interrupted or leaves something behind needs the killer.
-        // crun's and runc's processes are host processes: robit kills them from the host, which needs
-        // no free pid in the sandbox. gVisor's are not: robit execs robit-init's killer into it.
         let killTree: @Sendable () -> Void = {
             let keep = activeTags.withLock { $0 }.subtracting([String(tag)])
-            guard runtime.kind == .runsc else {
-                cgroups.killTagged(in: cgroupPath, tag: String(tag), keep: keep)
-                return
-            }
-            let killer = SpecGenerator.killerProcess(configuration, tag: String(tag), keep: keep.sorted())
-            guard (try? OCIBundle.write(Self.compactEncoder.encode(killer), to: killFile, mode: 0o600)) != nil else { return }
-            _ = try? ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: killFile, id: id),
-                                  outputLimit: 4096, timeout: .seconds(10), interruptible: false).runBlocking()
+            _ = try? Self.killer(tag: String(tag), keep: keep, runtime: runtime, id: id, configuration: configuration, cgroups: cgroups,
+                                 file: killFile)?.runBlocking()
         }
         let child = ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: processFile, id: id),
                                  outputLimit: request.outputLimit, timeout: request.timeout, onStop: killTree, onLingering: killTree)
