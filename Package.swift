@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
@@ -27,22 +28,25 @@ let package = Package(
                           cSettings: [.unsafeFlags(["-O2"])],
                           linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections", "-Xlinker", "-s"])]),
         .target(name: "CRobitSys", path: "Sources/CRobitSys"),
+        // The audit log: depends on nothing of robit's, only on SHA-256/Ed25519.
+        .target(name: "RobitAudit", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
         .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),
         .target(name: "RobitAgent", dependencies: [
-            "RobitExec", "RobitOCI",
+            "RobitExec", "RobitOCI", "RobitAudit",
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RobitCLI", dependencies: [
-            "RobitAgent", "RobitExec", "RobitOCI",
+            "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),
         .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
+        .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),
         .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent"], swiftSettings: strict),
-        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI"], swiftSettings: strict),
+        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

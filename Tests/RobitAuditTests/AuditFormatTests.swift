@@ -1,0 +1,8 @@
+import Testing
+@testable import RobitAudit
+
+@Suite struct AuditFormatTests {
+    @Test func constants() {
+        #expect(AuditFormat.zeroHash.count == 64)
+    }
+}
