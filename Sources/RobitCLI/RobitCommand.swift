@@ -18,12 +18,14 @@ public struct RobitCommand: AsyncParsableCommand {
               robit doctor                 check the host (--fix repairs)
               robit sandbox run -- id      run one command in a fresh sandbox
               robit bundle T.yaml --out D  write a task's OCI bundle, without running it
+              robit keygen                 create the key that signs audit logs
+              robit audit verify LOG       check a run's audit log
 
             Exit codes: 0 done, 2 invalid input, 3 budget exhausted, 4 model provider failed, \
             5 sandbox failed, 6 audit verification failed, 130 interrupted.
             """,
         version: "robit \(robitVersion)",
-        subcommands: [SandboxCommand.self, BundleCommand.self, DoctorCommand.self])
+        subcommands: [SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])
 
     public init() {}
 

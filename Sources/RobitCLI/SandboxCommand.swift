@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
+import RobitAudit
 import RobitExec
 import RobitOCI
 
@@ -85,6 +87,8 @@ struct SandboxRun: AsyncParsableCommand {
 
     @OptionGroup var sandbox: SandboxFlags
 
+    @OptionGroup var audit: AuditFlags
+
     @Option(help: "Kill the command after this long, e.g. 30s or 5m.")
     var timeout: String = "30s"
 
@@ -118,16 +122,52 @@ struct SandboxRun: AsyncParsableCommand {
         }
         defer { if let scratch { Workspace.removeScratch(scratch) } }
 
-        let box = try await Sandbox.create(options)
+        let id = Sandbox.newID()
+        let task: AuditValue = [
+            "command": "sandbox run", "argv": AuditValue(argv), "runtime": .string(options.runtime.rawValue),
+            "workspace": .string(sandbox.workspace ?? "(scratch)"), "policy": .string(options.policy.source),
+            "rootfs": .string(sandbox.rootfs), "memory": .string(sandbox.memory), "pids": .int(Int64(sandbox.pids)),
+            "timeout": .string(self.timeout), "output": .string(self.output),
+        ]
+        let taskBytes = try CanonicalJSON.encode(task)
+        let log = try audit.open(run: id, sandbox: options, start: [
+            "status": "ok", "robit_version": .string(robitVersion), "task_sha256": .string(AuditHash.sha256Hex(taskBytes)),
+            "task": .string(String(decoding: taskBytes, as: UTF8.self)), "command": "sandbox run",
+        ])
+        printError("robit: run \(id), audit log \(log.path)")
+
+        let box: Sandbox
+        let createStart = ContinuousClock.now
+        do {
+            box = try await Sandbox.create(options, id: id)
+        } catch {
+            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
+            finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
+            throw error
+        }
+        try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: ContinuousClock.now - createStart))
+        try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
+        let arguments = try CanonicalJSON.encode(["argv": AuditValue(argv)])
+        try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
         let result: ExecResult
         do {
             result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))
         } catch {
-            await box.destroy()
+            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "exec"))
+            let destroyStart = ContinuousClock.now
+            let leftovers = await box.destroy()
+            try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
+            finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
             throw error
         }
+        var resultRecord = (try? SandboxAudit.execRecord(argv: argv, result: result, log: log)) ?? ["status": "error"]
+        resultRecord.set("name", "exec")
+        resultRecord.set("id", "call-0")
+        try? log.append("tool.result", resultRecord)
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
+        let destroyStart = ContinuousClock.now
         let leftovers = await box.destroy()
+        try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
         try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
         try? FileHandle.standardError.write(contentsOf: result.stderr.data)
         if result.stdout.truncated {
@@ -137,12 +177,30 @@ struct SandboxRun: AsyncParsableCommand {
             printError("robit: stderr truncated: kept \(result.stderr.data.count) of \(result.stderr.totalBytes) bytes")
         }
         if !leftovers.isEmpty { printError("robit: sandbox teardown incomplete: \(leftovers.joined(separator: "; ")); run `robit doctor --fix`") }
-        if result.interrupted { throw RobitExit(RobitExit.interrupted, "interrupted; sandbox removed") }
-        if result.timedOut { throw RobitExit(124, "command timed out after \(formatDuration(timeout)) and was killed") }
-        if result.outOfMemory {
-            throw RobitExit(137, "command killed: out of memory (limit \(ByteCount(options.limits.memory)))")
+        let exit: Int32
+        var message = ""
+        if result.interrupted {
+            (exit, message) = (RobitExit.interrupted, "interrupted; sandbox removed")
+        } else if result.timedOut {
+            (exit, message) = (124, "command timed out after \(formatDuration(timeout)) and was killed")
+        } else if result.outOfMemory {
+            (exit, message) = (137, "command killed: out of memory (limit \(ByteCount(options.limits.memory)))")
+        } else if !leftovers.isEmpty {
+            exit = RobitExit.sandboxFailed
+        } else {
+            exit = result.exitCode
         }
-        if !leftovers.isEmpty { throw RobitExit(RobitExit.sandboxFailed) }
-        throw ExitCode(result.exitCode)
+        finishLog(log, status: exit == 0 ? "ok" : "error", exitCode: exit)
+        if exit == result.exitCode && message.isEmpty && leftovers.isEmpty { throw ExitCode(exit) }
+        throw RobitExit(exit, message)
+    }
+
+    private func finishLog(_ log: AuditLog, status: String, exitCode: Int32) {
+        do {
+            let head = try log.finish(["status": .string(status), "exit_code": .int(Int64(exitCode))])
+            printError("robit: audit head \(head) (\(log.path))")
+        } catch {
+            printError("robit: could not finish the audit log \(log.path): \(error)")
+        }
     }
 }

@@ -187,7 +187,7 @@ public actor Sandbox {
     }
 
     /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init.
-    public static func create(_ options: SandboxOptions) async throws(SandboxError) -> Sandbox {
+    public static func create(_ options: SandboxOptions, id: String = newID()) async throws(SandboxError) -> Sandbox {
         let runtime = try Runtime.locate(options.runtime)
         try Preflight.check(runtime: runtime)
         try? FileManager.default.createDirectory(atPath: options.state.sandboxesDirectory, withIntermediateDirectories: true,
@@ -196,7 +196,6 @@ public actor Sandbox {
             throw SandboxError(.hostNotReady, "robit's state directory is not safe: \(problem); use a directory only root can change (ROBIT_STATE_DIR)")
         }
         _ = await Janitor.sweep(state: options.state, remove: true)
-        let id = newID()
         let configuration = try options.configuration(id: id)
         let dir = options.state.directory(for: id)
         let bundle: OCIBundle

@@ -1,0 +1,312 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// How often the log is forced to disk. Checkpoints and the end of a run are always synced.
+public enum AuditFsync: String, Sendable, CaseIterable {
+    case checkpoint
+    case every
+}
+
+public struct AuditOptions: Sendable {
+    /// nil = unsigned: the log is still chained, `run.start` says so, and `verify` reports it.
+    public var signer: AuditSigningKey?
+    public var fsync: AuditFsync
+    public var redactions: [Redaction]
+    public var checkpointInterval: Int
+
+    public init(signer: AuditSigningKey? = nil, fsync: AuditFsync = .checkpoint, redactions: [Redaction] = [],
+                checkpointInterval: Int = AuditFormat.checkpointInterval) {
+        self.signer = signer
+        self.fsync = fsync
+        self.redactions = redactions
+        self.checkpointInterval = max(2, checkpointInterval)
+    }
+}
+
+/// The position of an appended record.
+public struct AuditEntry: Sendable, Equatable {
+    public var seq: Int64
+    public var hash: String
+}
+
+/// The single writer of one run's audit log (`audit.jsonl` + `blobs/`), held under an exclusive lock.
+public final class AuditLog: Sendable {
+    public let directory: String
+    public let run: String
+    public var path: String { directory + "/" + AuditFormat.logFileName }
+
+    private struct State {
+        var fd: Int32
+        var seq: Int64
+        var head: String
+        var sinceCheckpoint: Int
+        var finished: Bool
+        var unsyncedBlobs: [String]
+    }
+
+    private let state: Mutex<State>
+    private let actor: String
+    private let options: AuditOptions
+    private let redactor: Redactor
+
+    private init(directory: String, run: String, actor: String, options: AuditOptions, fd: Int32, seq: Int64, head: String) {
+        self.directory = directory
+        self.run = run
+        self.actor = actor
+        self.options = options
+        self.redactor = Redactor(options.redactions)
+        self.state = Mutex(State(fd: fd, seq: seq, head: head, sinceCheckpoint: 0, finished: false, unsyncedBlobs: []))
+    }
+
+    deinit {
+        state.withLock { s in
+            if s.fd >= 0 { close(s.fd) }
+        }
+    }
+
+    /// `sha256:<hex>` of a user identifier: the actor field never holds the user in clear.
+    public static func actor(for identifier: String) -> String {
+        "sha256:" + Digest.sha256Hex(Array(identifier.utf8))
+    }
+
+    /// The current user as `name@host` (uid when the name is unknown).
+    public static func currentUserIdentifier() -> String {
+        let uid = getuid()
+        var name = "uid\(uid)"
+        if let pw = getpwuid(uid), let n = pw.pointee.pw_name { name = String(cString: n) }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        return name + "@" + String(cString: host)
+    }
+
+    /// Starts a new log in `directory` (created 0700) and writes `run.start` with `startData` plus the key fields.
+    public static func create(directory: String, run: String, actorIdentifier: String = currentUserIdentifier(),
+                              options: AuditOptions = AuditOptions(), startData: AuditValue) throws(AuditError) -> AuditLog {
+        guard !run.isEmpty, run.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw AuditError(.invalidValue, "run id must be printable ASCII without spaces")
+        }
+        try makeDirectory(directory)
+        try makeDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+        let path = directory + "/" + AuditFormat.logFileName
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if fd < 0 {
+            let err = errno
+            if err == EEXIST {
+                let probe = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                defer { if probe >= 0 { close(probe) } }
+                if probe >= 0, flock(probe, LOCK_EX | LOCK_NB) != 0 {
+                    throw AuditError(.locked, "\(path) is being written by another robit process; one log has one writer")
+                }
+                throw AuditError(.io, "\(path) already holds a log; choose another --audit-dir (or `robit resume` the run)")
+            }
+            throw AuditError(.io, "cannot create \(path): \(String(cString: strerror(err)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw AuditError(.locked, "\(path) is being written by another robit process; one log has one writer")
+        }
+        let log = AuditLog(directory: directory, run: run, actor: actor(for: actorIdentifier), options: options,
+                           fd: fd, seq: -1, head: AuditFormat.zeroHash)
+        var data = startData
+        if case .object = data {} else { data = [:] }
+        if let key = options.signer?.publicKey {
+            data.set("pubkey", .string(key.base64))
+            data.set("key_id", .string(key.keyID))
+            data.set("signed", true)
+        } else {
+            data.set("pubkey", nil)
+            data.set("key_id", nil)
+            data.set("signed", false)
+        }
+        try log.append("run.start", data)
+        syncDirectory(directory)
+        return log
+    }
+
+    /// Opens an existing log to continue it (`robit resume`): checks the chain, repairs a torn last line by
+    /// truncating to the last complete record (then appends `recovered`), and appends `recordType` with `data`.
+    public static func reopen(directory: String, actorIdentifier: String = currentUserIdentifier(),
+                              options: AuditOptions = AuditOptions(), recordType: String = "resumed",
+                              data: AuditValue = [:]) throws(AuditError) -> AuditLog {
+        let path = directory + "/" + AuditFormat.logFileName
+        let fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw AuditError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw AuditError(.locked, "\(path) is being written by another robit process; one log has one writer")
+        }
+        let verdict = AuditVerifier.verify(directory: directory, options: AuditVerifyOptions(allowIncomplete: true))
+        guard verdict.ok, let run = verdict.run, let head = verdict.head else {
+            close(fd)
+            throw AuditError(.corrupt, "cannot continue \(path): \(verdict.failure?.description ?? "it holds no record")")
+        }
+        if verdict.keyID != options.signer?.publicKey.keyID {
+            close(fd)
+            throw AuditError(.key, "\(path) was \(verdict.keyID.map { "signed with key \($0)" } ?? "unsigned"); continue it with the same key")
+        }
+        let log = AuditLog(directory: directory, run: run, actor: actor(for: actorIdentifier), options: options,
+                           fd: fd, seq: Int64(verdict.records - 1), head: head)
+        if verdict.tornBytes > 0 {
+            guard ftruncate(fd, off_t(verdict.completeBytes)) == 0 else {
+                throw AuditError(.io, "cannot truncate the torn last line of \(path): \(String(cString: strerror(errno)))")
+            }
+            try log.append("recovered", ["status": "ok", "truncated_bytes": .int(Int64(verdict.tornBytes))])
+        }
+        try log.append(recordType, data)
+        return log
+    }
+
+    private static func makeDirectory(_ path: String) throws(AuditError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AuditError(.io, "cannot create the audit directory \(path): \(error.localizedDescription)")
+        }
+    }
+
+    public var head: String { state.withLock { $0.head } }
+    public var lastSeq: Int64 { state.withLock { $0.seq } }
+
+    /// Appends one record. `data` is redacted before it is encoded.
+    @discardableResult
+    public func append(_ type: String, _ data: AuditValue) throws(AuditError) -> AuditEntry {
+        let clean = redactor.redact(data)
+        return try state.withLock { (s: inout State) throws(AuditError) -> AuditEntry in
+            guard !s.finished else { throw AuditError(.io, "the audit log of run \(run) is already finished") }
+            let entry = try write(type, clean, into: &s)
+            if type != "checkpoint" {
+                s.sinceCheckpoint += 1
+                if s.sinceCheckpoint >= options.checkpointInterval - 1 { try checkpoint(&s) }
+            }
+            return entry
+        }
+    }
+
+    /// Ends the log: `run.end` with `data`, a signed checkpoint, fsync. Returns the head hash.
+    public func finish(_ data: AuditValue) throws(AuditError) -> String {
+        let clean = redactor.redact(data)
+        return try state.withLock { (s: inout State) throws(AuditError) -> String in
+            guard !s.finished else { return s.head }
+            _ = try write("run.end", clean, into: &s)
+            try checkpoint(&s)
+            s.finished = true
+            return s.head
+        }
+    }
+
+    public var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// A payload for a record: the text inline when it is valid UTF-8 of at most 64 KiB, otherwise a
+    /// `{"blob": "sha256:<hex>", "size": N}` reference to `blobs/<hex>`. Secrets are redacted first.
+    public func payload(_ bytes: [UInt8]) throws(AuditError) -> AuditValue {
+        let clean = redactor.redact(bytes)
+        if clean.count <= AuditFormat.blobThreshold, let text = String(validating: clean, as: UTF8.self) {
+            return .string(text)
+        }
+        let hex = Digest.sha256Hex(clean)
+        let path = directory + "/" + AuditFormat.blobDirectoryName + "/" + hex
+        if access(path, F_OK) != 0 {
+            let temp = path + ".tmp.\(getpid())"
+            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw AuditError(.io, "cannot write blob \(temp): \(String(cString: strerror(errno)))") }
+            var ok = clean.withUnsafeBytes { writeAll(fd, $0) }
+            if ok && options.fsync == .every { ok = fsync(fd) == 0 }
+            close(fd)
+            guard ok, rename(temp, path) == 0 else {
+                unlink(temp)
+                throw AuditError(.io, "cannot write blob \(path): \(String(cString: strerror(errno)))")
+            }
+            if options.fsync != .every { state.withLock { $0.unsyncedBlobs.append(path) } }
+        }
+        return ["blob": .string("sha256:" + hex), "size": .int(Int64(clean.count))]
+    }
+
+    public func payload(_ text: String) throws(AuditError) -> AuditValue { try payload(Array(text.utf8)) }
+
+    // MARK: - Writing
+
+    private func write(_ type: String, _ data: AuditValue, into s: inout State) throws(AuditError) -> AuditEntry {
+        let seq = s.seq + 1
+        // Keys in code-point order: actor, data, hash, prev, run, seq, ts, type, v.
+        var head: [UInt8] = []
+        head.reserveCapacity(512)
+        head.append(contentsOf: #"{"actor":"#.utf8)
+        CanonicalJSON.appendString(actor, to: &head)
+        head.append(contentsOf: #","data":"#.utf8)
+        try CanonicalJSON.append(data, to: &head)
+        head.append(0x2C)
+        var tail: [UInt8] = []
+        tail.reserveCapacity(200)
+        tail.append(contentsOf: #""prev":""#.utf8)
+        tail.append(contentsOf: s.head.utf8)
+        tail.append(contentsOf: #"","run":"#.utf8)
+        CanonicalJSON.appendString(run, to: &tail)
+        tail.append(contentsOf: #","seq":"#.utf8)
+        CanonicalJSON.appendInteger(seq, to: &tail)
+        tail.append(contentsOf: #","ts":""#.utf8)
+        tail.append(contentsOf: AuditClock.now().utf8)
+        tail.append(contentsOf: #"","type":"#.utf8)
+        CanonicalJSON.appendString(type, to: &tail)
+        tail.append(contentsOf: #","v":1}"#.utf8)
+        var hasher = SHA256()
+        hasher.update(data: head)
+        hasher.update(data: tail)
+        let hash = Digest.hex(hasher.finalize())
+        var line = head
+        line.reserveCapacity(head.count + tail.count + 80)
+        line.append(contentsOf: #""hash":""#.utf8)
+        line.append(contentsOf: hash.utf8)
+        line.append(contentsOf: #"","#.utf8)
+        line.append(contentsOf: tail)
+        line.append(0x0A)
+        guard line.withUnsafeBytes({ writeAll(s.fd, $0) }) else {
+            throw AuditError(.io, "cannot append to \(path): \(String(cString: strerror(errno)))")
+        }
+        if options.fsync == .every { fsync(s.fd) }
+        s.seq = seq
+        s.head = hash
+        return AuditEntry(seq: seq, hash: hash)
+    }
+
+    private func checkpoint(_ s: inout State) throws(AuditError) {
+        var data: AuditValue = ["upto": .int(s.seq), "head": .string(s.head)]
+        if let signer = options.signer {
+            let message = Array("\(AuditFormat.signaturePrefix)\n\(run)\n\(s.seq)\n\(s.head)".utf8)
+            data.set("key_id", .string(signer.publicKey.keyID))
+            data.set("sig", .string(Data(signer.sign(message)).base64EncodedString()))
+        } else {
+            data.set("key_id", nil)
+            data.set("sig", nil)
+        }
+        _ = try write("checkpoint", data, into: &s)
+        s.sinceCheckpoint = 0
+        for blob in s.unsyncedBlobs {
+            let fd = open(blob, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { fsync(fd); close(fd) }
+        }
+        if !s.unsyncedBlobs.isEmpty {
+            syncDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+            s.unsyncedBlobs.removeAll()
+        }
+        guard fsync(s.fd) == 0 else { throw AuditError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+}
+
+private func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < buffer.count {
+        let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+        if n < 0 { if errno == EINTR { continue }; return false }
+        offset += n
+    }
+    return true
+}
+
+/// Makes a directory entry (a new file, a rename) durable.
+func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    fsync(fd)
+    close(fd)
+}
