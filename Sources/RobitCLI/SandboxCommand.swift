@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
 import RobitExec
 import RobitOCI
 
@@ -41,6 +42,9 @@ struct SandboxFlags: ParsableArguments {
     @Option(name: .customLong("tmp-size"), help: "Size of the tmpfs at /tmp, e.g. 1GiB.")
     var tmpSize: String = "1GiB"
 
+    @Option(name: .customLong("egress"), help: ArgumentHelp("A TCP destination the sandbox may reach: host:port, IPv4:port or CIDR:port (repeatable). Without it the sandbox has only loopback.", valueName: "host:port"))
+    var egress: [String] = []
+
     func options() throws -> SandboxOptions {
         guard let memory = ByteCount(parsing: memory), memory.bytes >= 16 << 20 else {
             throw ValidationError("--memory \(memory) is not a size of at least 16MiB (e.g. 512MiB)")
@@ -61,6 +65,10 @@ struct SandboxFlags: ParsableArguments {
             userValue = User(uid: uid, gid: gid)
             if let problem = Workspace.problem(with: userValue!) { throw ValidationError("--user \(user): \(problem)") }
         }
+        var egressValue: [Egress] = []
+        for text in egress {
+            do { egressValue.append(try EgressRule(parsing: text).egress) } catch { throw ValidationError("--egress: \(error.message)") }
+        }
         let rootfsValue: SandboxConfiguration.Rootfs
         if rootfs == "host" {
             rootfsValue = .host
@@ -68,7 +76,8 @@ struct SandboxFlags: ParsableArguments {
             rootfsValue = .path(URL(fileURLWithPath: rootfs).standardizedFileURL.path)
         }
         return SandboxOptions(runtime: runtime, rootfs: rootfsValue, workspace: workspace ?? "", user: userValue,
-                              limits: SandboxLimits(memory: memory.bytes, pids: pids, cpu: cpu, tmpSize: tmp.bytes), policy: policyValue)
+                              limits: SandboxLimits(memory: memory.bytes, pids: pids, cpu: cpu, tmpSize: tmp.bytes), policy: policyValue,
+                              egress: egressValue)
     }
 }
 
