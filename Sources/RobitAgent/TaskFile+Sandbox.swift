@@ -27,6 +27,19 @@ extension TaskFile {
         let l = sandbox.limits
         return SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path,
                               limits: SandboxLimits(memory: l.memory.bytes, pids: l.pids, cpu: l.cpu, tmpSize: l.disk.bytes),
-                              policy: policy)
+                              policy: policy, egress: sandbox.network.egress.map(\.egress))
+    }
+}
+
+extension EgressRule {
+    /// The same destination and port as RobitOCI's value, which the sandbox's network is made from.
+    public var egress: Egress {
+        switch destination {
+        case .host(let name): return Egress(.host(name), port: port)
+        case .ipv4(let a): return Egress(.ipv4(a), port: port)
+        case .ipv6(let a): return Egress(.ipv6(a), port: port)
+        case .ipv4Network(let a, let n): return Egress(.ipv4Network(a, prefixLength: n), port: port)
+        case .ipv6Network(let a, let n): return Egress(.ipv6Network(a, prefixLength: n), port: port)
+        }
     }
 }

@@ -43,6 +43,9 @@ struct SandboxFlags: ParsableArguments {
     @Option(name: .customLong("tmp-size"), help: "Size of the tmpfs at /tmp, e.g. 1GiB.")
     var tmpSize: String = "1GiB"
 
+    @Option(name: .customLong("egress"), help: ArgumentHelp("A TCP destination the sandbox may reach: host:port, IPv4:port or CIDR:port (repeatable). Without it the sandbox has only loopback.", valueName: "host:port"))
+    var egress: [String] = []
+
     func options() throws -> SandboxOptions {
         guard let memory = ByteCount(parsing: memory), memory.bytes >= 16 << 20 else {
             throw ValidationError("--memory \(memory) is not a size of at least 16MiB (e.g. 512MiB)")
@@ -63,6 +66,10 @@ struct SandboxFlags: ParsableArguments {
             userValue = User(uid: uid, gid: gid)
             if let problem = Workspace.problem(with: userValue!) { throw ValidationError("--user \(user): \(problem)") }
         }
+        var egressValue: [Egress] = []
+        for text in egress {
+            do { egressValue.append(try EgressRule(parsing: text).egress) } catch { throw ValidationError("--egress: \(error.message)") }
+        }
         let rootfsValue: SandboxConfiguration.Rootfs
         if rootfs == "host" {
             rootfsValue = .host
@@ -70,7 +77,8 @@ struct SandboxFlags: ParsableArguments {
             rootfsValue = .path(URL(fileURLWithPath: rootfs).standardizedFileURL.path)
         }
         return SandboxOptions(runtime: runtime, rootfs: rootfsValue, workspace: workspace ?? "", user: userValue,
-                              limits: SandboxLimits(memory: memory.bytes, pids: pids, cpu: cpu, tmpSize: tmp.bytes), policy: policyValue)
+                              limits: SandboxLimits(memory: memory.bytes, pids: pids, cpu: cpu, tmpSize: tmp.bytes), policy: policyValue,
+                              egress: egressValue)
     }
 }
 
@@ -127,6 +135,7 @@ struct SandboxRun: AsyncParsableCommand {
             "command": "sandbox run", "argv": AuditValue(argv), "runtime": .string(options.runtime.rawValue),
             "workspace": .string(sandbox.workspace ?? "(scratch)"), "policy": .string(options.policy.source),
             "rootfs": .string(sandbox.rootfs), "memory": .string(sandbox.memory), "pids": .int(Int64(sandbox.pids)),
+            "egress": AuditValue(sandbox.egress),
             "timeout": .string(self.timeout), "output": .string(self.output),
         ]
         let taskBytes = try CanonicalJSON.encode(task)
@@ -164,6 +173,7 @@ struct SandboxRun: AsyncParsableCommand {
         resultRecord.set("name", "exec")
         resultRecord.set("id", "call-0")
         try? log.append("tool.result", resultRecord)
+        if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let destroyStart = ContinuousClock.now
         let leftovers = await box.destroy()

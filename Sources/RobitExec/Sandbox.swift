@@ -17,10 +17,12 @@ public struct SandboxOptions: Sendable {
     /// The exact path of a scratch workspace robit made for this sandbox (removed with it).
     public var scratch: String?
     public var state: SandboxState
+    /// TCP destinations the sandbox may reach; empty = a network namespace with only loopback.
+    public var egress: [Egress]
 
     public init(runtime: RuntimeKind = .runsc, rootfs: SandboxConfiguration.Rootfs = .host, workspace: String, user: User? = nil,
                 limits: SandboxLimits = SandboxLimits(), policy: SandboxPolicy = .builtInDefault(), initBinary: String? = nil,
-                state: SandboxState = .default()) {
+                state: SandboxState = .default(), egress: [Egress] = []) {
         self.runtime = runtime
         self.rootfs = rootfs
         self.workspace = workspace
@@ -29,6 +31,7 @@ public struct SandboxOptions: Sendable {
         self.policy = policy
         self.initBinary = initBinary
         self.state = state
+        self.egress = egress
     }
 
     /// Memory allowed to gVisor's own kernel on top of the sandbox's limit.
@@ -83,7 +86,22 @@ extension Sandbox {
             } else if mkdir(dir, 0o755) != 0 {
                 throw SandboxError(.invalidInput, "cannot create \(dir): \(String(cString: strerror(errno)))")
             }
+            var configuration = configuration
+            var ruleset: EgressRuleset?
+            if !options.egress.isEmpty {
+                // What a run would load, for review: the names resolved now, the link's address
+                // the first of the pool (a run leases its own).
+                let (allowed, hosts) = try EgressResolver.resolve(options.egress)
+                ruleset = EgressRuleset(table: EgressRuleset.tableName(id: configuration.id), hostInterface: EgressRuleset.hostInterfaceName(id: configuration.id),
+                                        sandboxAddress: AddressPool.Lease(index: 0, id: configuration.id, pid: 0, startTime: 0).sandboxAddress,
+                                        allowed: allowed)
+                configuration.networkNamespace = SandboxNetwork.namespacePath(id: configuration.id)
+                configuration.hosts = hosts
+            }
             let result = try OCIBundle.create(at: dir, configuration: configuration, relativeRoot: true)
+            if let ruleset {
+                try OCIBundle.write(Data(ruleset.text.utf8), to: dir + "/" + Sandbox.rulesetFileName, mode: 0o644)
+            }
             if let seccomp = result.spec.linux?.seccomp {
                 try OCIBundle.encode(seccomp).write(to: URL(fileURLWithPath: dir + "/seccomp.json"))
             }
@@ -156,6 +174,8 @@ public actor Sandbox {
     public nonisolated let configuration: SandboxConfiguration
     public nonisolated let bundle: OCIBundle
     public nonisolated let spec: Spec
+    /// The sandbox's network when it has an egress allowlist; nil = only loopback.
+    public nonisolated let network: SandboxNetwork?
     let state: SandboxState
     /// The host's cgroup mounts, read once: OOM kills are counted before and after every exec.
     private let cgroups = CgroupMounts.current()
@@ -165,8 +185,13 @@ public actor Sandbox {
     private var lost = false
     private var restarts = 0
 
-    private init(id: String, runtime: Runtime, configuration: SandboxConfiguration, bundle: OCIBundle, spec: Spec, state: SandboxState) {
+    /// The file `robit bundle` writes the egress ruleset to, next to config.json.
+    public static let rulesetFileName = "egress.nft"
+
+    private init(id: String, runtime: Runtime, configuration: SandboxConfiguration, bundle: OCIBundle, spec: Spec, network: SandboxNetwork?,
+                 state: SandboxState) {
         self.id = id
+        self.network = network
         self.runtime = runtime
         self.configuration = configuration
         self.bundle = bundle
@@ -188,7 +213,8 @@ public actor Sandbox {
 
     /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init.
     public static func create(_ options: SandboxOptions, id: String = newID()) async throws(SandboxError) -> Sandbox {
-        let runtime = try Runtime.locate(options.runtime)
+        var runtime = try Runtime.locate(options.runtime)
+        runtime.joinsNetwork = !options.egress.isEmpty
         try Preflight.check(runtime: runtime)
         try? FileManager.default.createDirectory(atPath: options.state.sandboxesDirectory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])
@@ -196,25 +222,44 @@ public actor Sandbox {
             throw SandboxError(.hostNotReady, "robit's state directory is not safe: \(problem); use a directory only root can change (ROBIT_STATE_DIR)")
         }
         _ = await Janitor.sweep(state: options.state, remove: true)
-        let configuration = try options.configuration(id: id)
+        var configuration = try options.configuration(id: id)
         let dir = options.state.directory(for: id)
         let bundle: OCIBundle
         let spec: Spec
+        var network: SandboxNetwork?
         do {
             try options.state.writeOwner(id: id, runtime: options.runtime, workspace: configuration.workspace, scratch: options.scratch)
+        } catch {
+            _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
+            throw SandboxError(.createFailed, "cannot write the sandbox's state in \(dir): \(error.localizedDescription)")
+        }
+        if !options.egress.isEmpty {
+            do {
+                let made = try await SandboxNetwork.setUp(id: id, egress: options.egress, workDirectory: dir)
+                network = made
+                configuration.networkNamespace = made.namespacePath
+                configuration.hosts = made.pinnedHosts
+            } catch {
+                _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
+                throw error
+            }
+        }
+        do {
             (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration, readable: false)
         } catch {
             _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
             throw SandboxError(.createFailed, "cannot write the sandbox bundle in \(dir): \(error.localizedDescription)")
         }
-        let sandbox = Sandbox(id: id, runtime: runtime, configuration: configuration, bundle: bundle, spec: spec, state: options.state)
+        let sandbox = Sandbox(id: id, runtime: runtime, configuration: configuration, bundle: bundle, spec: spec, network: network,
+                              state: options.state)
         try await sandbox.start()
         return sandbox
     }
 
     private func start() async throws(SandboxError) {
         let log = bundle.path + "/runtime.log"
-        let run = ChildProcess(executable: runtime.path, arguments: runtime.runDetached(bundle: bundle.path, id: id),
+        let command = runtime.startCommand(bundle: bundle.path, id: id)
+        let run = ChildProcess(executable: command.executable, arguments: command.arguments,
                                stdout: .null, stderr: .file(log), timeout: .seconds(60), interruptible: false)
         let result: ChildProcess.Result
         do {

@@ -118,6 +118,7 @@ public enum Janitor {
                 }
             }
         }
+        found += await SandboxNetwork.sweep(remove: remove, skipping: handled, includeUnleased: includeRuntimeLists)
         for id in CgroupMounts.current().sandboxIDs() where !live.contains(id) && !handled.contains(id) {
             var item = Leftover(id: id, runtime: nil, kind: "cgroup without a sandbox", removed: false, detail: "not removed")
             if remove {
@@ -155,6 +156,7 @@ public enum Janitor {
             guard let runtime = try? Runtime.locate(kind) else { continue }
             if let problem = await removeContainer(id: id, runtime: runtime) { problems.append(problem) }
         }
+        problems += await SandboxNetwork.tearDown(id: id)
         let left = CgroupMounts.current().remove(path: "/robit/\(id)")
         if !left.isEmpty { problems.append("cgroups left: \(left.joined(separator: ", "))") }
         let dir = state.directory(for: id)

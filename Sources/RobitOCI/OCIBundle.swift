@@ -82,7 +82,7 @@ public struct OCIBundle: Sendable {
         }
         try write(Data(), to: "\(root)/.robit/init", mode: 0o755)
         try write(Data(), to: "\(root)/.robit/seccomp.bpf", mode: 0o644)
-        for (name, text) in curatedEtc(user: c.user, hostname: c.hostname) {
+        for (name, text) in curatedEtc(user: c.user, hostname: c.hostname, hosts: c.hosts.map { ($0.address, $0.name) }) {
             try write(Data(text.utf8), to: "\(root)/etc/\(name)", mode: 0o644)
         }
     }

@@ -35,12 +35,14 @@ public struct SandboxConfiguration: Sendable, Equatable {
     public var hostLayout: HostLayout
     /// Path of an existing network namespace to join; nil = a new one with only loopback.
     public var networkNamespace: String?
+    /// Names pinned in the sandbox's /etc/hosts (the resolved names of an egress allowlist).
+    public var hosts: [PinnedHost]
     public var annotations: [String: String]
 
     public init(id: String, rootfs: Rootfs = .host, workspace: String, user: User, limits: SandboxLimits = SandboxLimits(),
                 policy: SandboxPolicy, pidsEnforcement: PidsEnforcement = .cgroup, memoryOverhead: UInt64 = 0,
                 initBinary: String, execSeccompFilter: String? = nil, hostname: String = "robit", env: [String] = SandboxConfiguration.defaultEnvironment,
-                hostLayout: HostLayout, networkNamespace: String? = nil, annotations: [String: String] = [:]) {
+                hostLayout: HostLayout, networkNamespace: String? = nil, hosts: [PinnedHost] = [], annotations: [String: String] = [:]) {
         self.id = id
         self.rootfs = rootfs
         self.workspace = workspace
@@ -55,6 +57,7 @@ public struct SandboxConfiguration: Sendable, Equatable {
         self.env = env
         self.hostLayout = hostLayout
         self.networkNamespace = networkNamespace
+        self.hosts = hosts
         self.annotations = annotations
     }
 

@@ -39,6 +39,38 @@ if args.first == "profile-create" {
     }
     exit(0)
 }
+if args.first == "net" {
+    // The added cost of an egress allowlist per run: create + destroy with one allowlist entry
+    // (198.18.0.2:8080: nothing is sent) against the same without, interleaved; medians.
+    let n = args.firstIndex(of: "--runs").flatMap { $0 + 1 < args.count ? Int(args[$0 + 1]) : nil } ?? 10
+    let ws = NSTemporaryDirectory() + "robit-bench-net-\(getpid())"
+    try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
+    chown(ws, 65532, 65532)
+    defer { try? FileManager.default.removeItem(atPath: ws) }
+    let clock = ContinuousClock()
+    func ms(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000 }
+    print("net benchmark: medians of \(n) create+destroy per runtime, without and with an egress allowlist, interleaved")
+    for kind in [RuntimeKind.runsc, .crun] {
+        var plain: [Double] = [], egress: [Double] = [], plainCreate: [Double] = [], egressCreate: [Double] = []
+        for i in 0..<(n + 1) {
+            for withEgress in [false, true] {
+                let options = SandboxOptions(runtime: kind, workspace: ws, user: User(uid: 65532, gid: 65532),
+                                             egress: withEgress ? [Egress(.ipv4("198.18.0.2"), port: 8080)] : [])
+                let t0 = clock.now
+                let box = try await Sandbox.create(options)
+                let t1 = clock.now
+                await box.destroy()
+                let t2 = clock.now
+                guard i > 0 else { continue }  // the first round warms caches and modules
+                if withEgress { egress.append(ms(t2 - t0)); egressCreate.append(ms(t1 - t0)) } else { plain.append(ms(t2 - t0)); plainCreate.append(ms(t1 - t0)) }
+            }
+        }
+        let m = SandboxBenchmark.median
+        print(String(format: "%@: cold start %.1f ms (create+destroy %.1f ms); with egress %.1f ms (%.1f ms): added %.1f ms per run (target <= 30 ms)",
+                     kind.rawValue, m(plainCreate), m(plain), m(egressCreate), m(egress), m(egress) - m(plain)))
+    }
+    exit(0)
+}
 guard args.first == "sandbox" else {
     FileHandle.standardError.write(Data("usage: robit-bench sandbox [--warm N] [--cold N] [--runtime R]...\n".utf8))
     exit(2)

@@ -59,7 +59,8 @@ public enum SandboxAudit {
 
     /// The `policy` record: SHA-256 of config.json as the runtime read it, of the seccomp profile (the bytes
     /// `robit bundle` writes as seccomp.json) and of the nft ruleset (null when the sandbox has no network).
-    public static func policyRecord(_ sandbox: Sandbox, policy: SandboxPolicy, nftRuleset: String? = nil) -> AuditValue {
+    public static func policyRecord(_ sandbox: Sandbox, policy: SandboxPolicy) -> AuditValue {
+        let nftRuleset = sandbox.network?.rulesetText
         let config = FileManager.default.contents(atPath: sandbox.bundle.configPath).map { [UInt8]($0) } ?? []
         let seccomp = (sandbox.spec.linux?.seccomp).flatMap { try? OCIBundle.encode($0) }.map { [UInt8]($0) }
         return [
@@ -74,7 +75,25 @@ public enum SandboxAudit {
             "rootfs_readonly": .bool(sandbox.spec.root?.readonly ?? false),
             "no_new_privileges": .bool(sandbox.spec.process?.noNewPrivileges ?? false),
             "user": .string("\(sandbox.configuration.user.uid):\(sandbox.configuration.user.gid)"),
+            "pinned_hosts": .array((sandbox.network?.pinnedHosts ?? []).map { ["name": .string($0.name), "address": .string($0.address)] }),
         ]
+    }
+
+    /// A `net.denied` record of the connection attempts the egress filter dropped since the last one; nil when
+    /// there were none (or the sandbox has no network to filter: it has only loopback).
+    public static func deniedRecord(_ sandbox: Sandbox, after call: String? = nil) async -> AuditValue? {
+        guard let network = sandbox.network else { return nil }
+        let denied = await network.deniedSinceLastRead()
+        guard !denied.isEmpty else { return nil }
+        var record: AuditValue = [
+            "status": "error",
+            "resource": .string(sandbox.id),
+            "destinations": .array(denied.map {
+                ["address": .string($0.address), "proto": .string($0.proto), "port": .int(Int64($0.port)), "packets": .int(Int64(clamping: $0.packets))]
+            }),
+        ]
+        if let call { record.set("after", .string(call)) }
+        return record
     }
 
     public static func createRecord(_ sandbox: Sandbox, duration: Duration) -> AuditValue {

@@ -1,0 +1,173 @@
+import Foundation
+import Glibc
+import RobitExec
+import RobitOCI
+import Testing
+
+/// Security invariant 3: a sandbox reaches exactly the TCP destinations of its allowlist, under
+/// every runtime, and its network leaves nothing behind. Traffic goes only to test hosts in
+/// namespaces of their own (198.18.0.0/15) and to loopback.
+extension ExecIntegration {
+    @Suite(.serialized)
+    struct NetworkEgressTests {
+        static let runtimes: [RuntimeKind] = [.runsc, .crun]
+
+        static func require(_ kind: RuntimeKind) throws {
+            try TestEnv.require(kind)
+            for tool in ["/usr/sbin/ip", "/usr/sbin/nft", "/usr/bin/python3"] where !FileManager.default.isExecutableFile(atPath: tool) {
+                try TestEnv.missing("\(tool) is needed by the egress tests")
+            }
+        }
+
+        static func sandbox(_ kind: RuntimeKind, egress: [Egress], workspace: TempWorkspace) async throws -> Sandbox {
+            try await Sandbox.create(SandboxOptions(runtime: kind, workspace: workspace.path, user: TestEnv.user, limits: TestEnv.limits,
+                                                    egress: egress))
+        }
+
+        @Test("without an allowlist the sandbox has only loopback", arguments: runtimes)
+        func noEgressOnlyLoopback(_ kind: RuntimeKind) async throws {
+            try Self.require(kind)
+            let host = try EgressTestHost(block: EgressTestHost.blocks(1)[0])
+            defer { host.remove() }
+            let ws = try TempWorkspace()
+            let box = try await Self.sandbox(kind, egress: [], workspace: ws)
+            defer { Task { await box.destroy() } }
+            #expect(box.network == nil)
+            let r = try await EgressProbe.run(box, ["tcp,tcp,\(host.address),8080", "udp,udp,\(host.address),9999"])
+            #expect(r["tcp"] == "fail")
+            #expect(r["udp"] == "fail")
+            let ifaces = try await box.exec(.shell("cat /proc/net/dev"))
+            #expect(!ifaces.stdout.text.contains("eth0"), "\(ifaces.stdout.text)")
+            await box.destroy()
+        }
+
+        @Test("the allowlisted host:port answers; nothing else leaves, and denials are counted", arguments: runtimes)
+        func allowlist(_ kind: RuntimeKind) async throws {
+            try Self.require(kind)
+            let blocks = EgressTestHost.blocks(2)
+            let allowed = try EgressTestHost(block: blocks[0])
+            let other = try EgressTestHost(block: blocks[1])
+            defer {
+                allowed.remove()
+                other.remove()
+            }
+            // A name the host resolves (through its /etc/hosts) to the allowed test host.
+            let name = "robit-egress-\(UUID().uuidString.prefix(8).lowercased()).test"
+            let line = "\(allowed.address)\t\(name)\n"
+            let original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
+            try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+            defer {
+                let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
+                try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+            }
+            let ws = try TempWorkspace()
+            let box = try await Self.sandbox(kind, egress: [Egress(.host(name), port: 8080)], workspace: ws)
+            let id = box.id
+            let network = try #require(box.network)
+            #expect(network.pinnedHosts == [PinnedHost(address: allowed.address, name: name)])
+            #expect(network.rulesetText.contains("\(allowed.address) . 8080"))
+            let r = try await EgressProbe.run(box, [
+                "tcp,allowed,\(name),8080", "tcp,allowedByAddress,\(allowed.address),8080", "tcp,otherPort,\(allowed.address),8081",
+                "tcp,otherHost,\(other.address),8080", "udp,udp,\(allowed.address),9999", "udp,dns,\(allowed.address),53",
+                "v6,ipv6", "resolve,pinned,\(name)", "resolve,dnsLookup,example.com", "tcp,hostItself,\(network.lease.hostAddress),22",
+            ])
+            #expect(r["allowed"] == "ok")
+            #expect(r["allowedByAddress"] == "ok")
+            #expect(r["otherPort"] == "fail")
+            #expect(r["otherHost"] == "fail")
+            #expect(r["udp"] == "fail")
+            #expect(r["dns"] == "fail")
+            #expect(r["ipv6"] == "fail")
+            #expect(r["pinned"] == "ok \(allowed.address)")
+            #expect(r["dnsLookup"] == "fail")
+            #expect(r["hostItself"] == "fail")
+            // ICMP from the sandbox's namespace (the test process has the raw socket the sandbox user lacks).
+            // Under runsc gVisor takes the namespace's addresses for its own stack: crun only.
+            let ping = kind == .runsc ? "none" : try EgressTestHost.sh("""
+                ip netns exec \(id) /usr/bin/python3 -c '
+                import socket, struct
+                s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(2)
+                t = sum(struct.unpack("!4H", struct.pack("!BBHHH", 8, 0, 0, 1, 1))); t = (t & 0xffff) + (t >> 16)
+                s.sendto(struct.pack("!BBHHH", 8, 0, ~t & 0xffff, 1, 1), ("\(allowed.address)", 0))
+                try:
+                    s.recvfrom(100); print("reply")
+                except Exception:
+                    print("none")'
+                """)
+            #expect(ping.contains("none"), "ICMP got through: \(ping)")
+
+            let denied = await network.deniedSinceLastRead()
+            let keys = Set(denied.map { "\($0.address) \($0.proto) \($0.port)" })
+            for expected in ["\(allowed.address) tcp 8081", "\(other.address) tcp 8080", "\(allowed.address) udp 9999",
+                             "\(allowed.address) udp 53", "\(network.lease.hostAddress) tcp 22"] + (kind == .runsc ? [] : ["\(allowed.address) icmp 0"]) {
+                #expect(keys.contains(expected), "\(expected) not among denied: \(denied)")
+            }
+            #expect(!keys.contains("\(allowed.address) tcp 8080"))
+            #expect(await network.deniedSinceLastRead().isEmpty, "a second read reports only what is new")
+
+            let left = await box.destroy()
+            #expect(left.isEmpty, "\(left)")
+            #expect(try NetworkTraces.of(id).isEmpty)
+        }
+
+        @Test("two concurrent sandboxes with different allowlists do not reach each other's hosts", arguments: runtimes)
+        func concurrentRuns(_ kind: RuntimeKind) async throws {
+            try Self.require(kind)
+            let blocks = EgressTestHost.blocks(2)
+            let a = try EgressTestHost(block: blocks[0])
+            let b = try EgressTestHost(block: blocks[1])
+            defer {
+                a.remove()
+                b.remove()
+            }
+            let wsA = try TempWorkspace()
+            let wsB = try TempWorkspace()
+            async let boxA = Self.sandbox(kind, egress: [Egress(.ipv4(a.address), port: 8080)], workspace: wsA)
+            async let boxB = Self.sandbox(kind, egress: [Egress(.ipv4Network(b.address, prefixLength: 32), port: 8080)], workspace: wsB)
+            let (x, y) = try await (boxA, boxB)
+            #expect(x.network?.lease.index != y.network?.lease.index)
+            let probes = ["tcp,a,\(a.address),8080", "tcp,b,\(b.address),8080", "tcp,peer,\(y.network?.lease.sandboxAddress ?? ""),8080"]
+            async let rx = EgressProbe.run(x, probes)
+            async let ry = EgressProbe.run(y, probes)
+            let (resultX, resultY) = try await (rx, ry)
+            #expect(resultX["a"] == "ok" && resultX["b"] == "fail" && resultX["peer"] == "fail", "\(resultX)")
+            #expect(resultY["a"] == "fail" && resultY["b"] == "ok", "\(resultY)")
+            #expect(await x.destroy().isEmpty)
+            #expect(await y.destroy().isEmpty)
+            #expect(try NetworkTraces.of(x.id).isEmpty && NetworkTraces.of(y.id).isEmpty)
+        }
+
+        @Test("nothing is left after SIGINT, and after SIGKILL once the next start sweeps", arguments: runtimes)
+        func interruptedRuns(_ kind: RuntimeKind) async throws {
+            try Self.require(kind)
+            let host = try EgressTestHost(block: EgressTestHost.blocks(1)[0])
+            defer { host.remove() }
+            for signal in [SIGINT, SIGKILL] {
+                let ws = try TempWorkspace()
+                let p = try RobitProcess(["sandbox", "run", "--runtime", kind.rawValue, "--workspace", ws.path, "--egress", "\(host.address):8080",
+                                          "--", "/bin/sleep", "60"])
+                // Wait for its network: the lease naming its process.
+                var id: String?
+                for _ in 0..<300 where id == nil {
+                    try await Task.sleep(for: .milliseconds(50))
+                    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/run/robit-net/leases")) ?? [] {
+                        guard let data = FileManager.default.contents(atPath: "/run/robit-net/leases/\(name)"),
+                              let lease = try? JSONDecoder().decode(AddressPool.Lease.self, from: data), lease.pid == p.pid else { continue }
+                        if FileManager.default.fileExists(atPath: "/run/netns/\(lease.id)") { id = lease.id }
+                    }
+                }
+                let sandboxID = try #require(id, "robit never set up its network: \(p.stderr)")
+                try await Task.sleep(for: .milliseconds(500))
+                p.signal(signal)
+                let code = await p.wait(timeout: .seconds(60))
+                if signal == SIGINT {
+                    #expect(code == 130, "\(p.stderr)")
+                } else {
+                    #expect(try !NetworkTraces.of(sandboxID).isEmpty, "SIGKILL leaves the network until the next sweep")
+                    _ = await Janitor.sweep(remove: true)
+                }
+                #expect(try NetworkTraces.of(sandboxID).isEmpty, "after \(signal == SIGINT ? "SIGINT" : "SIGKILL")")
+            }
+        }
+    }
+}
