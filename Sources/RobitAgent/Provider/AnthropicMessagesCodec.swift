@@ -67,7 +67,7 @@ struct AnthropicMessagesCodec: ProviderCodec {
     /// A tool call's arguments as `input`: the model's JSON text verbatim when it is an object;
     /// `{}` when it is not (the call was already answered with an error).
     static func input(_ arguments: String) -> WireJSON {
-        if let value = try? JSONDecoder().decode(JSONValue.self, from: Data(arguments.utf8)), value.objectValue != nil {
+        if JSONParser.parse(arguments)?.objectValue != nil {
             return .raw(arguments.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return .object([])

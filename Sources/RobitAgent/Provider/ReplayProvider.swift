@@ -65,7 +65,7 @@ public enum ReplayScript {
             func fail(_ message: String) -> ProviderError {
                 ProviderError(.configuration, "\(source):\(lineNumber): \(message)", attempts: 0)
             }
-            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)), let object = value.objectValue else {
+            guard let object = JSONParser.parse(line)?.objectValue else {
                 throw fail("not a JSON object (each line is one model turn, e.g. {\"text\":\"hello\"})")
             }
             let turnNumber = turns.count + 1

@@ -49,11 +49,13 @@ struct SSEParser: Sendable {
         return copy.withUTF8 { feed(UnsafeRawBufferPointer($0)) }
     }
 
-    /// The end of the stream: a last line without its line end counts, and an event without its
-    /// closing blank line is still dispatched (servers that close right after `data: [DONE]` exist).
+    /// The end of the stream: an event whose lines are complete but whose closing blank line is
+    /// missing is still dispatched (servers that close right after `data: [DONE]\n` exist); a last
+    /// line without its line end is dropped.
     mutating func finish() -> [SSEEvent] {
         var events: [SSEEvent] = []
-        if !line.isEmpty, let event = endLine() { events.append(event) }
+        // A last line without its line end may be cut short: it is dropped, as the standard says.
+        line.removeAll()
         if let event = dispatch() { events.append(event) }
         return events
     }

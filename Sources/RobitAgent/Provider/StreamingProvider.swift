@@ -92,6 +92,10 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
             throw AttemptError(.http(status: head.status), text, retryable: RetryPolicy.isRetryable(status: head.status),
                                retryAfter: RetryAfter.parse(head))
         }
+        if let type = head.value("content-type")?.lowercased(), type.hasPrefix("application/json") {
+            throw AttemptError(.malformed, "\(codec.name) answered with plain JSON instead of an event stream (does this server support \"stream\": true?): "
+                + ProviderErrorText.message(fromBody: exchange.body), retryable: false)
+        }
         var decoder = exchange.consumer
         return try decoder.finish()
     }

@@ -226,6 +226,15 @@ struct ProviderHTTPTests {
         #expect(server.received.count == 1)
     }
 
+    @Test func plainJSONInsteadOfAStreamIsMalformed() async throws {
+        let server = try FakeProviderServer { _ in .json(200, #"{"id":"x","choices":[{"message":{"content":"hi"}}]}"#) }
+        defer { server.stop() }
+        let error = Self.expectFailure(await Self.call(try Self.provider(.openaiCompatible, server, key: false)))
+        #expect(error?.kind == .malformed)
+        #expect(error?.message.contains("event stream") == true)
+        #expect(server.received.count == 1)
+    }
+
     @Test func aFiftyMegabyteResponseIsAbortedAtTheCap() async throws {
         let unit = Array(("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + String(repeating: "a", count: 1000) + "\"}}]}\n\n").utf8)
         let count = 50_000_000 / unit.count + 1

@@ -123,6 +123,16 @@ struct ProviderStreamTests {
         }
     }
 
+    @Test func jsonParserIsStrictAndDecodesEscapes() {
+        #expect(JSONParser.parse(#" {"a": [1, -2.5e3, true, false, null], "s": "\u00e9\ud83d\ude00\n\/\"", "o": {}} "#)
+            == .object(["a": .array([.number(1), .number(-2500), .bool(true), .bool(false), .null]), "s": .string("é😀\n/\""), "o": .object([:])]))
+        #expect(JSONParser.parse("\"ü\"") == .string("ü"))
+        for bad in ["", "{", #"{"a":}"#, "[1,]", "01", "1.", "tru", #""a\u12""#, #"{"a":1} x"#, "\"tab\there\"", "{'a':1}", "[1 2]", "-", "1e", #""\x""#] {
+            #expect(JSONParser.parse(bad) == nil, "accepted \(bad)")
+        }
+        #expect(JSONParser.parse(String(repeating: "[", count: 10_000)) == nil)
+    }
+
     @Test func anthropicStopReasons() throws {
         for (wire, expected) in [("end_turn", StopReason.endTurn), ("max_tokens", .maxTokens), ("refusal", .other("refusal"))] {
             let stream = """
