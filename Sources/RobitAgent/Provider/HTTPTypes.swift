@@ -72,3 +72,21 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+/// Printing or dumping a request never shows credentials.
+extension HTTPRequest: CustomStringConvertible, CustomReflectable {
+    static let credentialHeaders: Set<String> = ["authorization", "x-api-key", "api-key", "proxy-authorization"]
+
+    var redactedHeaders: [String] {
+        headers.map { line in
+            guard let colon = line.firstIndex(of: ":"), Self.credentialHeaders.contains(line[..<colon].lowercased()) else { return line }
+            return line[..<colon] + ": <redacted>"
+        }
+    }
+
+    var description: String { "POST \(url) \(redactedHeaders) (\(body.count) bytes)" }
+
+    var customMirror: Mirror {
+        Mirror(self, children: ["url": url, "headers": redactedHeaders, "bodyBytes": body.count])
+    }
+}

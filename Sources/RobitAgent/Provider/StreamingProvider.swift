@@ -100,3 +100,15 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
         return try decoder.finish()
     }
 }
+
+/// Printing or dumping a provider never shows its key.
+extension StreamingProvider: CustomStringConvertible, CustomReflectable {
+    var description: String {
+        "\(codec.name) at \(codec.endpoint)" + (apiKey == nil ? " (no key)" : " (key from $\(apiKeyEnv ?? "?"): <redacted>)")
+    }
+
+    var customMirror: Mirror {
+        Mirror(self, children: ["provider": codec.name, "endpoint": codec.endpoint, "apiKeyEnv": apiKeyEnv as Any,
+                                "apiKey": apiKey == nil ? "none" : "<redacted>"])
+    }
+}

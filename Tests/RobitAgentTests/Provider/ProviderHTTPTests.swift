@@ -96,6 +96,16 @@ struct ProviderHTTPTests {
         #expect(response.stopReason == .toolUse)
         #expect(response.usage == Usage(inputTokens: 200, outputTokens: 42))
         #expect(response.requestID == "req_ant")
+        let provider = try Self.provider(.anthropic, server)
+        var dumped = ""
+        dump(provider, to: &dumped)
+        for text in ["\(provider)", String(reflecting: provider), dumped] {
+            Self.expectNoSecret(text, "the provider's description")
+        }
+        let request = HTTPRequest(url: "http://x", headers: AnthropicMessagesCodec(baseURL: "http://x").headers(apiKey: ProviderFixtures.secret), body: [])
+        var dumpedRequest = ""
+        dump(request, to: &dumpedRequest)
+        Self.expectNoSecret("\(request)" + dumpedRequest, "the request's description")
         let received = try #require(server.received.first)
         #expect(received.requestLine == "POST /v1/messages HTTP/1.1")
         #expect(received.header("x-api-key") == ProviderFixtures.secret)
@@ -242,15 +252,17 @@ struct ProviderHTTPTests {
             FakeProviderServer.Response(body: .repeating(unit: unit, count: count), framing: .contentLength)
         }
         defer { server.stop() }
-        let rssBefore = Self.maxRSSKiB()
+        let provider = try Self.provider(.openai, server)
+        let rssBefore = Self.rssKiB("VmRSS")
+        Self.resetPeakRSS()
         let started = ContinuousClock.now
-        let error = Self.expectFailure(await Self.call(try Self.provider(.openai, server)))
+        let error = Self.expectFailure(await Self.call(provider))
         let elapsed = ContinuousClock.now - started
-        let growthMiB = (Self.maxRSSKiB() - rssBefore) / 1024
+        let growthMiB = (Self.rssKiB("VmHWM") - rssBefore) / 1024
         #expect(error?.kind == .tooLarge)
         #expect(error?.attempts == 1)
         #expect(elapsed < .seconds(20))
-        #expect(growthMiB < 100, "peak RSS grew by \(growthMiB) MiB")
+        #expect(growthMiB < 80, "peak RSS grew by \(growthMiB) MiB for a 16 MiB cap")
         try await Task.sleep(for: .milliseconds(200))
         let sent = server.bytesSent.first ?? 0
         #expect(sent < 40_000_000, "the server could send \(sent) bytes: the transfer was not aborted")
@@ -314,10 +326,16 @@ struct ProviderHTTPTests {
         #expect(ContinuousClock.now - started < .seconds(2))
     }
 
-    static func maxRSSKiB() -> Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss
+    /// Resets the kernel's peak-RSS mark of this process (`/proc/self/clear_refs`, value 5).
+    static func resetPeakRSS() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    /// Resident set size (`VmRSS`) or its peak since the last reset (`VmHWM`), in KiB.
+    static func rssKiB(_ field: String) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
     /// A loopback port nobody listens on (bound, then closed).
