@@ -48,7 +48,6 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
     var body: [UInt8] = []
     var abort: AbortReason?
     var lastActivity = ContinuousClock.now
-    var easy: UnsafeMutableRawPointer?
 
     init(request: HTTPRequest, limits: HTTPLimits, consumer: Consumer) {
         self.request = request
@@ -57,19 +56,19 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
     }
 
     func run() -> Result<HTTPExchange<Consumer>, AttemptError> {
-        guard let easy = curl_easy_init() else {
-            return .failure(AttemptError(.network, "libcurl could not create a handle", retryable: false))
-        }
-        defer { curl_easy_cleanup(easy) }
-        self.easy = easy
+        // Declared before the handle so that they are released after it.
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
         var headerList: UnsafeMutablePointer<curl_slist>?
         for line in request.headers + ["Expect:"] {
             headerList = curl_slist_append(headerList, line)
         }
         defer { curl_slist_free_all(headerList) }
-        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        defer { errorBuffer.deallocate() }
+        guard let easy = curl_easy_init() else {
+            return .failure(AttemptError(.network, "libcurl could not create a handle", retryable: false))
+        }
+        defer { curl_easy_cleanup(easy) }
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         robit_curl_setopt_string(easy, CURLOPT_URL, request.url)

@@ -296,6 +296,18 @@ struct ProviderHTTPTests {
         #expect(error?.message.contains("could not connect") == true)
     }
 
+    @Test func httpsURLsSpeakTLS() async throws {
+        // The fake server speaks plain HTTP and waits for a request head that a TLS ClientHello
+        // never completes: the handshake runs into the connect timeout.
+        let server = try FakeProviderServer { _ in .sse(ProviderFixtures.openAIText) }
+        defer { server.stop() }
+        let model = TaskFile.Model(provider: .openaiCompatible, name: "m", baseURL: "https://127.0.0.1:\(server.port)/v1")
+        let provider = try ProviderFactory.make(model: model, environment: [:], baseDirectory: "/tmp", options: Self.options(attempts: 1))
+        let error = Self.expectFailure(await Self.call(provider))
+        #expect(error?.kind == .timeout)
+        #expect(error?.message.uppercased().contains("SSL") == true || error?.message.uppercased().contains("TLS") == true, "\(String(describing: error))")
+    }
+
     @Test func unauthorizedIsNotRetriedAndTheKeyIsNotEchoed() async throws {
         let echo = "Incorrect API key provided: \(ProviderFixtures.secret). You can find your API key at https://platform.openai.com."
         let server = try FakeProviderServer { _ in .json(401, #"{"error":{"message":"\#(echo)","type":"invalid_request_error"}}"#) }
