@@ -21,6 +21,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCap", path: "Sources/CCap", pkgConfig: "libcap",
                        providers: [.apt(["libcap-dev"])]),
         // The in-sandbox init and exec wrapper: a static C program bind-mounted read-only at /.robit/init.
@@ -33,7 +35,7 @@ let package = Package(
         .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
         .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),
         .target(name: "RobitAgent", dependencies: [
-            "RobitExec", "RobitOCI", "RobitAudit",
+            "RobitExec", "RobitOCI", "RobitAudit", "CCurl",
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RobitCLI", dependencies: [

@@ -1,0 +1,223 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// One HTTP POST over libcurl, run on a dedicated thread (never on the cooperative pool) and bridged
+/// to async. The body is handed to the consumer as it arrives; the whole body is also kept (up to the
+/// size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
+/// default). Task cancellation aborts the transfer within about 50 ms.
+enum HTTPTransfer {
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_ALL))
+    }()
+
+    static func post<Consumer: HTTPStreamConsumer>(_ request: HTTPRequest, limits: HTTPLimits,
+                                                   consumer: Consumer) async -> Result<HTTPExchange<Consumer>, AttemptError> {
+        _ = globalInit
+        let state = TransferState(request: request, limits: limits, consumer: consumer)
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPExchange<Consumer>, AttemptError>, Never>) in
+                let thread = Thread {
+                    continuation.resume(returning: state.run())
+                }
+                thread.name = "robit-http"
+                thread.start()
+            }
+        } onCancel: {
+            state.cancelled.store(true, ordering: .relaxed)
+        }
+    }
+}
+
+/// Why the transfer was stopped from robit's side.
+private enum AbortReason {
+    case tooLarge
+    case consumer(AttemptError)
+}
+
+/// Everything one transfer touches. Only the transfer thread reads or writes the mutable parts
+/// (the callbacks run on it too); the async caller sees them again only after the thread resumed
+/// its continuation, which orders the accesses. `cancelled` is the one field shared live.
+private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Sendable {
+    let request: HTTPRequest
+    let limits: HTTPLimits
+    let cancelled = Atomic<Bool>(false)
+    var consumer: Consumer
+    var head = HTTPResponseHead()
+    var headComplete = false
+    var body: [UInt8] = []
+    var abort: AbortReason?
+    var lastActivity = ContinuousClock.now
+
+    init(request: HTTPRequest, limits: HTTPLimits, consumer: Consumer) {
+        self.request = request
+        self.limits = limits
+        self.consumer = consumer
+    }
+
+    func run() -> Result<HTTPExchange<Consumer>, AttemptError> {
+        // Declared before the handle so that they are released after it.
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for line in request.headers + ["Expect:"] {
+            headerList = curl_slist_append(headerList, line)
+        }
+        defer { curl_slist_free_all(headerList) }
+        guard let easy = curl_easy_init() else {
+            return .failure(AttemptError(.network, "libcurl could not create a handle", retryable: false))
+        }
+        defer { curl_easy_cleanup(easy) }
+
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        robit_curl_setopt_string(easy, CURLOPT_URL, request.url)
+        robit_curl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        robit_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        robit_curl_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        robit_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(max(1, limits.connectTimeout.wholeMilliseconds)))
+        robit_curl_setopt_string(easy, CURLOPT_USERAGENT, "robit")
+        robit_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList)
+        robit_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+        robit_curl_setopt_long(easy, CURLOPT_POST, 1)
+        robit_curl_setopt_size(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+        request.body.withUnsafeBytes { bytes in
+            _ = robit_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(errorBuffer)))
+        }
+        robit_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, transferWriteCallback)
+        robit_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        robit_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, transferHeaderCallback)
+        robit_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
+
+        guard let multi = curl_multi_init() else {
+            return .failure(AttemptError(.network, "libcurl could not create a multi handle", retryable: false))
+        }
+        defer { curl_multi_cleanup(multi) }
+        curl_multi_add_handle(multi, easy)
+        defer { curl_multi_remove_handle(multi, easy) }
+
+        let start = ContinuousClock.now
+        lastActivity = start
+        var result: CURLcode?
+        while result == nil {
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi, &queued) {
+                if message.pointee.msg == CURLMSG_DONE { result = robit_curl_msg_result(message) }
+            }
+            if result != nil || running == 0 { break }
+            let now = ContinuousClock.now
+            if cancelled.load(ordering: .relaxed) {
+                return .failure(AttemptError(.network, "the model call was cancelled", retryable: false))
+            }
+            if now - start > limits.totalTimeout {
+                return .failure(AttemptError(.timeout, "no complete answer from \(hostDescription) within \(limits.totalTimeout.shortDescription) (the overall limit)", retryable: true))
+            }
+            if now - lastActivity > limits.idleTimeout {
+                let phase = headComplete ? "mid-stream" : "before the response began"
+                return .failure(AttemptError(.timeout, "\(hostDescription) sent nothing for \(limits.idleTimeout.shortDescription) \(phase) (idle timeout)", retryable: true))
+            }
+            curl_multi_poll(multi, nil, 0, 50, nil)
+        }
+        if let abort {
+            switch abort {
+            case .tooLarge:
+                return .failure(AttemptError(.tooLarge, "the response from \(hostDescription) exceeded \(limits.maxResponseBytes) bytes; the transfer was aborted", retryable: false))
+            case .consumer(let error):
+                return .failure(error)
+            }
+        }
+        let code = result ?? CURLE_OK
+        if code != CURLE_OK {
+            return .failure(curlFailure(code, detail: String(cString: errorBuffer)))
+        }
+        var status = 0
+        robit_curl_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        head.status = status
+        return .success(HTTPExchange(head: head, body: body, consumer: consumer))
+    }
+
+    private var hostDescription: String {
+        URLComponents(string: request.url).flatMap { components in
+            components.host.map { host in components.port.map { "\(host):\($0)" } ?? host }
+        } ?? "the provider"
+    }
+
+    private func curlFailure(_ code: CURLcode, detail: String) -> AttemptError {
+        let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT:
+            return AttemptError(.timeout, "timed out talking to \(hostDescription): \(reason)", retryable: true)
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+            return AttemptError(.network, "could not connect to \(hostDescription): \(reason) (is the provider's base_url right and reachable?)", retryable: true)
+        case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+            return AttemptError(.network, "the connection to \(hostDescription) broke: \(reason)", retryable: true)
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT:
+            return AttemptError(.network, "cannot talk to \(hostDescription): \(reason)", retryable: false)
+        default:
+            return AttemptError(.network, "request to \(hostDescription) failed: \(reason)", retryable: true)
+        }
+    }
+
+    /// Called by libcurl for each header line, of every response (1xx included).
+    func header(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = ContinuousClock.now
+        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            head = HTTPResponseHead()
+            headComplete = false
+            let parts = line.split(separator: " ", maxSplits: 2)
+            if parts.count >= 2, let status = Int(parts[1]) { head.status = status }
+        } else if line.isEmpty {
+            headComplete = true
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            head.headers.append((name, value))
+        }
+    }
+
+    /// Called by libcurl for each piece of body. Returns false to abort the transfer.
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        lastActivity = ContinuousClock.now
+        if body.count + bytes.count > limits.maxResponseBytes {
+            abort = .tooLarge
+            return false
+        }
+        body.append(contentsOf: bytes)
+        guard head.isSuccess else { return true }
+        do {
+            try consumer.consume(bytes)
+        } catch {
+            abort = .consumer(error)
+            return false
+        }
+        return true
+    }
+}
+
+private func transferState(_ userdata: UnsafeMutableRawPointer?) -> any TransferCallbacks {
+    Unmanaged<AnyObject>.fromOpaque(userdata!).takeUnretainedValue() as! any TransferCallbacks
+}
+
+/// The callbacks of a `TransferState`, whatever its consumer type (C callbacks cannot be generic).
+private protocol TransferCallbacks: AnyObject {
+    func header(_ bytes: UnsafeRawBufferPointer)
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool
+}
+
+extension TransferState: TransferCallbacks {}
+
+private let transferWriteCallback: robit_curl_data_callback = { pointer, size, count, userdata in
+    let length = size * count
+    let state = transferState(userdata)
+    let keep = state.write(UnsafeRawBufferPointer(start: pointer, count: length))
+    return keep ? length : 0
+}
+
+private let transferHeaderCallback: robit_curl_data_callback = { pointer, size, count, userdata in
+    let length = size * count
+    transferState(userdata).header(UnsafeRawBufferPointer(start: pointer, count: length))
+    return length
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// A model turn as decoded from one provider's answer.
+struct DecodedTurn: Sendable, Equatable {
+    var text = ""
+    var toolCalls: [ToolCall] = []
+    var stopReason: StopReason?
+    var usage = Usage()
+    /// The answer's own id (`chatcmpl-…`, `msg_…`), used when no request-id header came.
+    var responseID: String?
+}
+
+/// A streaming decoder of one provider's wire format: it gets the body bytes as they arrive and
+/// throws as soon as they cannot be what the protocol says.
+protocol TurnStreamDecoder: HTTPStreamConsumer {
+    /// The end of a successful transfer: the assembled turn, or `.malformed`/`.network` when the
+    /// stream stopped before the protocol's end (a cut connection that still looked like a clean close).
+    mutating func finish() throws(AttemptError) -> DecodedTurn
+}
+
+/// One provider's wire format: how a `ModelRequest` is written and how answers and errors are read.
+protocol ProviderCodec: Sendable {
+    associatedtype Decoder: TurnStreamDecoder
+    /// Short name for messages (`openai`, `anthropic`, …).
+    var name: String { get }
+    /// The URL of the call, from the configured base URL.
+    var endpoint: String { get }
+    /// Header lines of the call, the key included.
+    func headers(apiKey: String?) -> [String]
+    /// The exact JSON body.
+    func encode(_ request: ModelRequest) -> String
+    func makeDecoder() -> Decoder
+}
+
+/// Reading provider JSON: every chunk is decoded into a `JSONValue`.
+enum WireDecoding {
+    static func object(_ text: String, what: String) throws(AttemptError) -> [String: JSONValue] {
+        guard let value = JSONParser.parse(text) else {
+            throw AttemptError(.malformed, "\(what) is not valid JSON: \(ProviderErrorText.excerpt(text))", retryable: false)
+        }
+        guard let members = value.objectValue else {
+            throw AttemptError(.malformed, "\(what) is not a JSON object: \(ProviderErrorText.excerpt(text))", retryable: false)
+        }
+        return members
+    }
+
+    static func int(_ value: JSONValue?) -> Int? {
+        if case .number(let number)? = value, number.isFinite { return Int(number) }
+        return nil
+    }
+}
+
+/// Text about failed calls: the provider's own error message, trimmed, with the key removed.
+enum ProviderErrorText {
+    /// At most `limit` characters of `text`, on one line.
+    static func excerpt(_ text: String, limit: Int = 300) -> String {
+        let flat = text.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
+            .trimmingCharacters(in: .whitespaces)
+        return flat.count > limit ? String(flat.prefix(limit)) + "…" : flat
+    }
+
+    /// The message of an error body: `{"error":{"message":…}}` (OpenAI, Anthropic), `{"error":"…"}`
+    /// (Ollama), `{"message":…}`, or the text itself.
+    static func message(fromBody body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(64 << 10), as: UTF8.self)
+        if let value = JSONParser.parse(text) {
+            if let message = value["error"]?["message"]?.stringValue { return excerpt(message) }
+            if let message = value["error"]?.stringValue { return excerpt(message) }
+            if let message = value["message"]?.stringValue { return excerpt(message) }
+        }
+        return excerpt(text)
+    }
+
+    /// `text` with every occurrence of the key (and of its longer fragments) replaced.
+    static func redact(_ text: String, key: String?) -> String {
+        guard let key, key.count >= 4 else { return text }
+        var result = text.replacingOccurrences(of: key, with: "<redacted>")
+        // Providers echo keys partially ("Incorrect API key provided: sk-abc***xyz").
+        if key.count >= 12 {
+            for fragment in [String(key.prefix(8)), String(key.suffix(8))] {
+                result = result.replacingOccurrences(of: fragment, with: "<redacted>")
+            }
+        }
+        return result
+    }
+}

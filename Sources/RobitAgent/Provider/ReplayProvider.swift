@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+
+/// Answers model calls from a fixed list of turns, in order, without any network: offline examples,
+/// demos and tests (`provider: replay`). The turns come from a JSONL script (`ReplayScript`) or any
+/// other source, such as a recorded audit log.
+public final class ReplayProvider: ModelProvider {
+    public let turns: [ModelResponse]
+    /// Where the turns came from, for messages.
+    public let source: String
+    private let next = Mutex(0)
+
+    public init(turns: [ModelResponse], source: String) {
+        self.turns = turns
+        self.source = source
+    }
+
+    public func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
+        let started = ContinuousClock.now
+        let index: Int? = next.withLock { next in
+            guard next < turns.count else { return nil }
+            defer { next += 1 }
+            return next
+        }
+        guard let index else {
+            throw ProviderError(.configuration, "the replay script \(source) has only \(turns.count) model turns and the agent asked for turn \(turns.count + 1): "
+                + "add turns to the script (one JSON object per line) or lower the task's turn budget", attempts: 0)
+        }
+        var response = turns[index]
+        if response.requestBody.isEmpty {
+            response.requestBody = OpenAIChatCodec(name: "replay", baseURL: "", flavor: .compatible).requestJSON(request, stream: false).text
+        }
+        response.attempts = 1
+        response.latency = ContinuousClock.now - started
+        return response
+    }
+}
+
+/// A JSONL script of model turns, one JSON object per line:
+///
+///     {"text":"Let me look.","tool_calls":[{"name":"shell","arguments":{"command":"ls"}}],"usage":{"input_tokens":10,"output_tokens":5}}
+///     {"text":"Done: 3 files."}
+///
+/// `arguments` is an object or a string holding exact JSON text; `id` is optional (default
+/// `replay-<turn>-<call>`, 1-based); `stop_reason` is optional (`end_turn`, `tool_use`,
+/// `max_tokens`; default `tool_use` when there are tool calls, else `end_turn`). Blank lines and
+/// lines starting with `#` are skipped.
+public enum ReplayScript {
+    public static func load(path: String) throws(ProviderError) -> [ModelResponse] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ProviderError(.configuration, "cannot read the replay script \(path): \(error.localizedDescription) (model.script must name a JSONL file of model turns)", attempts: 0)
+        }
+        return try parse(String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws(ProviderError) -> [ModelResponse] {
+        var turns: [ModelResponse] = []
+        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let lineNumber = offset + 1
+            func fail(_ message: String) -> ProviderError {
+                ProviderError(.configuration, "\(source):\(lineNumber): \(message)", attempts: 0)
+            }
+            guard let object = JSONParser.parse(line)?.objectValue else {
+                throw fail("not a JSON object (each line is one model turn, e.g. {\"text\":\"hello\"})")
+            }
+            let turnNumber = turns.count + 1
+            var calls: [ToolCall] = []
+            for (callIndex, item) in (object["tool_calls"]?.arrayValue ?? []).enumerated() {
+                guard let name = item["name"]?.stringValue, !name.isEmpty else {
+                    throw fail("tool_calls[\(callIndex)] has no name")
+                }
+                let arguments: String
+                switch item["arguments"] {
+                case .string(let text)?: arguments = text
+                case .object(let members)?: arguments = WireJSON(.object(members)).text
+                case nil, .null?: arguments = "{}"
+                default: throw fail("tool_calls[\(callIndex)].arguments must be an object or a string of JSON")
+                }
+                let id = item["id"]?.stringValue ?? "replay-\(turnNumber)-\(callIndex + 1)"
+                calls.append(ToolCall(id: id, name: name, arguments: arguments))
+            }
+            let stopReason: StopReason
+            switch object["stop_reason"]?.stringValue {
+            case "end_turn"?: stopReason = .endTurn
+            case "tool_use"?: stopReason = .toolUse
+            case "max_tokens"?: stopReason = .maxTokens
+            case let other?: stopReason = .other(other)
+            case nil: stopReason = calls.isEmpty ? .endTurn : .toolUse
+            }
+            let usage = Usage(inputTokens: WireDecoding.int(object["usage"]?["input_tokens"]) ?? 0,
+                              outputTokens: WireDecoding.int(object["usage"]?["output_tokens"]) ?? 0)
+            turns.append(ModelResponse(text: object["text"]?.stringValue ?? "", toolCalls: calls, stopReason: stopReason, usage: usage,
+                                       requestID: "replay-\(turnNumber)", rawResponse: line))
+        }
+        return turns
+    }
+}
