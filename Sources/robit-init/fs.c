@@ -1,8 +1,10 @@
 // robit-init fs: the file tools of the agent, run inside the sandbox as the sandbox's user.
 //
-// Every path is walked component by component from an fd of /work with openat(O_NOFOLLOW): no
-// `..`, and no symbolic link (final or intermediate) is ever followed, so nothing outside /work can
-// be reached even when the workspace is changed concurrently. (runsc 20221219 has no openat2.)
+// Every path is walked component by component from an fd of /work: no `..`, and no symbolic link
+// (final or intermediate) is ever followed, so nothing outside /work can be reached even when the
+// workspace is changed concurrently. runsc 20221219 has no openat2, and its openat follows a final
+// symlink despite O_NOFOLLOW when O_DIRECTORY is given: so every entry is lstat'ed first and the
+// opened file must be that very inode (see open_nofollow). Directory entries are read in sorted order.
 //
 //   fs read PATH FIRST_LINE MAX_LINES MAX_BYTES   header line, then the lines
 //   fs write PATH                                 content on stdin
@@ -41,10 +43,31 @@ static int fail(const char *fmt, ...) {
     return TOOL_ERROR;
 }
 
+// Opens `name` in `dir` without following a symbolic link, also where O_NOFOLLOW is not honoured:
+// the entry is lstat'ed first, and what was opened must be that same inode (a symlink swapped in
+// between fails the check). ELOOP for a symlink.
+static int open_nofollow(int dir, const char *name, int flags, struct stat *out) {
+    struct stat before, after;
+    if (fstatat(dir, name, &before, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+    if (S_ISLNK(before.st_mode)) {
+        errno = ELOOP;
+        return -1;
+    }
+    int fd = openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (fstat(fd, &after) != 0 || after.st_dev != before.st_dev || after.st_ino != before.st_ino) {
+        close(fd);
+        errno = ELOOP;
+        return -1;
+    }
+    if (out) *out = after;
+    return fd;
+}
+
 // Why `name` in `dir` could not be opened, in words the model can act on.
 static int open_failure(int dir, const char *name, const char *shown, int err) {
     struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+    if (err == ELOOP || (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)))
         return fail("%s is a symbolic link; the file tools do not follow symbolic links (they could lead outside /work): use its target's path inside /work", shown);
     if (err == ENOENT) return fail("%s does not exist", shown);
     if (err == ENOTDIR) return fail("%s is not a directory", shown);
@@ -87,7 +110,7 @@ static int walk(char *path, int create, const char **leaf, char *shown, size_t s
     for (int i = 0; i + 1 < n; i++) {
         size_t len = strlen(shown);
         snprintf(shown + len, shownlen - len, "/%s", parts[i]);
-        int next = openat(dir, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int next = open_nofollow(dir, parts[i], O_RDONLY | O_DIRECTORY, NULL);
         if (next < 0 && errno == ENOENT && create) {
             if (mkdirat(dir, parts[i], 0777) != 0 && errno != EEXIST) {
                 int e = errno;
@@ -95,7 +118,7 @@ static int walk(char *path, int create, const char **leaf, char *shown, size_t s
                 fail("cannot create directory %s: %s", shown, strerror(e));
                 return -TOOL_ERROR;
             }
-            next = openat(dir, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            next = open_nofollow(dir, parts[i], O_RDONLY | O_DIRECTORY, NULL);
         }
         if (next < 0) {
             int e = errno;
@@ -114,22 +137,52 @@ static int walk(char *path, int create, const char **leaf, char *shown, size_t s
     return dir;
 }
 
-// Opens the final component without following it and checks that it is a regular file.
-static int open_regular(int dir, const char *leaf, const char *shown, int flags, struct stat *st) {
+// Opens the final component without following it and checks that it is a regular file. With
+// `create`, a missing file is created (O_EXCL: never through a symlink that appeared meanwhile).
+static int open_regular(int dir, const char *leaf, const char *shown, int flags, int create, struct stat *st) {
     if (!leaf) return -fail("/work is a directory; use list_files to see what it holds");
-    int fd = openat(dir, leaf, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        int e = errno;
-        if (e == EISDIR) return -fail("%s is a directory; use list_files to see what it holds", shown);
-        return -open_failure(dir, leaf, shown, e);
-    }
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        close(fd);
+    if (fstatat(dir, leaf, st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISDIR(st->st_mode)) return -fail("%s is a directory; use list_files to see what it holds", shown);
+        if (!S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode)) return -fail("%s is not a regular file", shown);
+    }
+    int fd = open_nofollow(dir, leaf, flags | O_NONBLOCK, st);
+    if (fd < 0 && errno == ENOENT && create) {
+        fd = openat(dir, leaf, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+        if (fd >= 0 && fstat(fd, st) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) return -open_failure(dir, leaf, shown, errno);
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
         return -fail("%s is not a regular file", shown);
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
+}
+
+// The names in directory fd (without . and ..), sorted; *count set. The fd is consumed.
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static char **sorted_names(int fd, size_t *count) {
+    *count = 0;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 64;
+    char **names = malloc(cap * sizeof *names);
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (*count == cap) names = realloc(names, (cap *= 2) * sizeof *names);
+        if (names) names[(*count)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (names) qsort(names, *count, sizeof *names, compare_names);
+    return names;
 }
 
 static int write_all(int fd, const char *buf, size_t len) {
@@ -181,7 +234,7 @@ static int fs_read(char *path, long first, long maxlines, long maxbytes) {
     int dir = walk(path, 0, &leaf, shown, sizeof shown);
     if (dir < 0) return -dir;
     struct stat st;
-    int fd = open_regular(dir, leaf, shown, O_RDONLY, &st);
+    int fd = open_regular(dir, leaf, shown, O_RDONLY, 0, &st);
     close(dir);
     if (fd < 0) return -fd;
     if (first < 1) first = 1;
@@ -236,9 +289,10 @@ static int fs_write(char *path) {
     int dir = walk(path, 1, &leaf, shown, sizeof shown);
     if (dir < 0) return -dir;
     struct stat st;
-    int fd = open_regular(dir, leaf, shown, O_WRONLY | O_CREAT | O_TRUNC, &st);
+    int fd = open_regular(dir, leaf, shown, O_WRONLY, 1, &st);
     close(dir);
     if (fd < 0) return -fd;
+    if (ftruncate(fd, 0) != 0) return fail("cannot write %s: %s", shown, strerror(errno));
     static char buf[1 << 16];
     long long total = 0;
     for (;;) {
@@ -269,7 +323,7 @@ static int fs_edit(char *path, int all) {
         return fail("malformed edit request");
     const char *old = nl + 1, *repl = old + oldlen;
     struct stat st;
-    int fd = open_regular(dir, leaf, shown, O_RDWR, &st);
+    int fd = open_regular(dir, leaf, shown, O_RDWR, 0, &st);
     close(dir);
     if (fd < 0) return -fd;
     size_t len;
@@ -303,36 +357,32 @@ static int fs_edit(char *path, int all) {
 static long listed, list_max;
 
 static void list_dir(int fd, const char *rel, int depth, int maxdepth) {
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    size_t n;
+    char **names = sorted_names(dup(fd), &n);
+    for (size_t i = 0; names && i < n; i++) {
+        const char *name = names[i];
         if (listed >= list_max) {
             listed++;
             break;
         }
         struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         char type = S_ISDIR(st.st_mode) ? 'd' : S_ISREG(st.st_mode) ? 'f' : S_ISLNK(st.st_mode) ? 'l' : 'o';
         char path[8192];
-        snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", name);
         printf("%c\t%lld\t%s%c", type, (long long)st.st_size, path, 0);
         listed++;
-        if (type == 'd' && depth < maxdepth && strcmp(e->d_name, ".git") != 0) {
-            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) list_dir(sub, path, depth + 1, maxdepth);
+        if (type == 'd' && depth < maxdepth && strcmp(name, ".git") != 0) {
+            int sub = open_nofollow(fd, name, O_RDONLY | O_DIRECTORY, NULL);
+            if (sub >= 0) list_dir(sub, path, depth + 1, maxdepth);  // closes sub
         }
     }
-    closedir(d);
+    close(fd);
 }
 
 static int open_target_dir(int dir, const char *leaf, const char *shown) {
     if (!leaf) return dir;
-    int fd = openat(dir, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open_nofollow(dir, leaf, O_RDONLY | O_DIRECTORY, NULL);
     if (fd < 0) {
         int e = errno;
         int r = open_failure(dir, leaf, shown, e);
@@ -351,7 +401,7 @@ static int fs_list(char *path, int maxdepth, long maxentries) {
     int fd = open_target_dir(dir, leaf, shown);
     if (fd < 0) return -fd;
     list_max = maxentries;
-    list_dir(fd, "", 1, maxdepth);
+    list_dir(fd, "", 1, maxdepth);  // closes fd
     if (listed > list_max) printf("!\ttruncated\t%c", 0);
     return 0;
 }
@@ -375,10 +425,10 @@ static void search_file(int dir, const char *name, const char *rel) {
         const char *subject = strchr(search.glob, '/') ? rel : name;
         if (fnmatch(search.glob, subject, strchr(search.glob, '/') ? FNM_PATHNAME : 0) != 0) return;
     }
-    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_SEARCH_FILE) {
+    int fd = open_nofollow(dir, name, O_RDONLY | O_NONBLOCK, &st);
+    if (fd < 0) return;
+    if (!S_ISREG(st.st_mode) || st.st_size > MAX_SEARCH_FILE) {
         close(fd);
         return;
     }
@@ -409,26 +459,23 @@ static void search_file(int dir, const char *name, const char *rel) {
 }
 
 static void search_dir(int fd, const char *rel, int depth) {
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && search.matches <= search.max) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, ".git") == 0) continue;
+    size_t n;
+    char **names = sorted_names(dup(fd), &n);
+    for (size_t i = 0; names && i < n && search.matches <= search.max; i++) {
+        const char *name = names[i];
+        if (strcmp(name, ".git") == 0) continue;
         struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         char path[8192];
-        snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", name);
         if (S_ISDIR(st.st_mode) && depth < 64) {
-            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub = open_nofollow(fd, name, O_RDONLY | O_DIRECTORY, NULL);
             if (sub >= 0) search_dir(sub, path, depth + 1);
         } else if (S_ISREG(st.st_mode)) {
-            search_file(dirfd(d), e->d_name, path);
+            search_file(fd, name, path);
         }
     }
-    closedir(d);
+    close(fd);
 }
 
 static int fs_search(char *path, const char *mode, const char *pattern, const char *glob, long max) {

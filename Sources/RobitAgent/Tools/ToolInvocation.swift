@@ -90,6 +90,8 @@ struct RenderedResult {
     var content: String
     var isError: Bool
     var truncated: Bool
+    /// Appended after `content`, which alone is cut to fit the output limit.
+    var notes = ""
 }
 
 extension ToolInvocation {
@@ -177,10 +179,11 @@ extension ToolInvocation {
     }
 
     static func renderCommand(_ r: ExecResult, out: String, err: String, seconds: Int, limits: ToolLimits) -> RenderedResult {
-        var text = out
-        if !err.isEmpty { text += (text.isEmpty || text.hasSuffix("\n") ? "" : "\n") + "[stderr]\n" + err }
-        if text.isEmpty { text = "(no output)" }
-        if !text.hasSuffix("\n") { text += "\n" }
+        var body = out
+        if !err.isEmpty { body += (body.isEmpty || body.hasSuffix("\n") ? "" : "\n") + "[stderr]\n" + err }
+        if body.isEmpty { body = "(no output)" }
+        if !body.hasSuffix("\n") { body += "\n" }
+        var text = ""
         var isError = false
         if r.timedOut {
             isError = true
@@ -200,6 +203,6 @@ extension ToolInvocation {
             text += "\n[output over the limit: stdout was \(r.stdout.totalBytes) bytes and stderr \(r.stderr.totalBytes) bytes; only the first "
                 + "\(limits.output) bytes of each are kept. Redirect the output to a file in /work and read it with read_file or search]"
         }
-        return RenderedResult(content: text, isError: isError, truncated: r.truncated)
+        return RenderedResult(content: body, isError: isError, truncated: r.truncated, notes: text)
     }
 }

@@ -190,12 +190,14 @@ public struct ToolRegistry: Sendable {
         let stderr = redactor.redact(result.stderr.data, cutAtEnd: result.stderr.truncated)
         var rendered = invocation.render(result, stdout: stdout, stderr: stderr, limits: limits)
         rendered.content = redactor.redact(rendered.content)
-        if rendered.content.utf8.count > limits.output {
-            rendered.content = Self.prefix(rendered.content, bytes: limits.output)
-                + "\n[content cut at \(limits.output) bytes; ask for less at a time]"
+        let room = max(256, limits.output - rendered.notes.utf8.count - 80)
+        if rendered.content.utf8.count > room {
+            let cut = Self.prefix(rendered.content, bytes: room)
+            rendered.content = cut + (cut.hasSuffix("\n") ? "" : "\n") + "[content cut at \(room) bytes; ask for less at a time]\n"
             rendered.truncated = true
             rendered.isError = true
         }
+        rendered.content += rendered.notes
         return ToolOutcome(callID: call.id, name: call.name, content: rendered.content, isError: rendered.isError,
                            exitStatus: result.exitCode, duration: result.duration, stdout: stdout, stderr: stderr,
                            truncated: rendered.truncated || result.truncated)
