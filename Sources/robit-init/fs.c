@@ -153,6 +153,7 @@ static int open_regular(int dir, const char *leaf, const char *shown, int flags,
             fd = -1;
         }
     }
+    if (fd < 0 && errno == EEXIST) return -fail("%s was created or replaced by something else while robit opened it; try again", shown);
     if (fd < 0) return -open_failure(dir, leaf, shown, errno);
     if (!S_ISREG(st->st_mode)) {
         close(fd);

@@ -3,6 +3,7 @@ import Glibc
 import RobitAgent
 import RobitExec
 import RobitOCI
+import Synchronization
 import Testing
 
 /// The tools run in real sandboxes under runsc (gVisor) and crun.
@@ -27,6 +28,9 @@ import Testing
             try ws.symlink("loop", to: "loop")
             try ws.symlink("inlink", to: "sub")
             try ws.symlink("dangling", to: ws.root + "/created.txt")
+            try ws.symlink("tmp", to: "/tmp")
+            try ws.symlink("tmpfile", to: "/tmp/file")
+            _ = try await box.exec(.shell("echo keep > /tmp/file"))
 
             let refused: [(String, JSONValue, String)] = [
                 ("read_file", ["path": "../outside.txt"], "\"..\""),
@@ -55,6 +59,11 @@ import Testing
                 ("write_file", ["path": "up/new/x", "content": "x"], "symbolic link"),
                 ("write_file", ["path": "../escape.txt", "content": "x"], "\"..\""),
                 ("write_file", ["path": "dangling", "content": "x"], "symbolic link"),
+                ("write_file", ["path": "tmp/escape", "content": "x"], "symbolic link"),
+                ("write_file", ["path": "tmp/new/escape", "content": "x"], "symbolic link"),
+                ("write_file", ["path": "tmpfile", "content": "x"], "symbolic link"),
+                ("edit_file", ["path": "tmpfile", "old_string": "keep", "new_string": "x"], "symbolic link"),
+                ("edit_file", ["path": "tmp/file", "old_string": "keep", "new_string": "x"], "symbolic link"),
                 ("write_file", ["path": "dangling/x", "content": "x"], "symbolic link"),
                 ("write_file", ["path": "sub", "content": "x"], "is a directory"),
                 ("edit_file", ["path": "outside.txt", "old_string": "host", "new_string": "pwned"], "symbolic link"),
@@ -74,6 +83,8 @@ import Testing
             #expect(ws.outsideIntact, "the host file next to the workspace was touched")
             #expect(!FileManager.default.fileExists(atPath: "/etc/evil"))
             #expect(!FileManager.default.fileExists(atPath: ws.root + "/escape.txt"))
+            let tmp = try await box.exec(.shell("cat /tmp/file; test -e /tmp/escape && echo escaped; test -e /tmp/new && echo escaped"))
+            #expect(tmp.stdout.text == "keep\n", "a write left /work through a symlink")
 
             // Listing and searching see the links but never go through them.
             let list = try await tools.one("list_files", ["recursive": true], in: box)
@@ -220,6 +231,53 @@ import Testing
             #expect(String(decoding: sh.stdout, as: UTF8.self) == "key=\(marker)\nabc\n")
             #expect(String(decoding: sh.stderr, as: UTF8.self) == "key=\(marker)\nabc\n")
             for o in outcomes { #expect(!o.content.contains(secret)) }
+        }
+    }
+
+    @Test(arguments: runtimes) func symlinksSwappedInDuringCallsDoNotEscape(_ kind: RuntimeKind) async throws {
+        try await withToolSandbox(kind) { box, ws in
+            let tools = try registry()
+            try FileManager.default.createDirectory(atPath: ws.path + "/d_dir", withIntermediateDirectories: false)
+            _ = chown(ws.path + "/d_dir", ToolTestEnv.user.uid, ToolTestEnv.user.gid)
+            // Targets the sandbox user could write: /tmp inside the sandbox (and the host's, were the link followed there).
+            try ws.symlink("d_link", to: "/tmp")
+            try ws.put("f_file", "plain\n")
+            try ws.symlink("f_link", to: "/tmp/target.txt")
+            let before = try await box.exec(.shell("echo keep > /tmp/target.txt && cat /tmp/target.txt"))
+            #expect(before.stdout.text == "keep\n")
+            // The host swaps a directory and a symlink out of the workspace under one name, and a file
+            // and a symlink to the host file under another, while the sandbox writes through them.
+            let stop = Mutex(false)
+            let path = ws.path
+            let swapper = Thread {
+                while !stop.withLock({ $0 }) {
+                    // Each state holds for a moment, so calls also meet the link itself, not only the race.
+                    for (a, b) in [("d_dir", "d"), ("d", "d_dir"), ("d_link", "d"), ("d", "d_link"),
+                                   ("f_file", "f"), ("f", "f_file"), ("f_link", "f"), ("f", "f_link")] {
+                        rename(path + "/" + a, path + "/" + b)
+                        if b.count == 1 { usleep(300) }
+                    }
+                }
+            }
+            swapper.start()
+            defer { stop.withLock { $0 = true } }
+            var calls: [ToolCall] = []
+            for i in 0..<30 {
+                calls.append(ToolCall(id: "d\(i)", name: "write_file", arguments: #"{"path":"d/x","content":"pwned"}"#))
+                calls.append(ToolCall(id: "f\(i)", name: "write_file", arguments: #"{"path":"f","content":"pwned"}"#))
+                calls.append(ToolCall(id: "e\(i)", name: "edit_file", arguments: #"{"path":"f","old_string":"host","new_string":"pwned"}"#))
+            }
+            let outcomes = try await tools.run(calls, in: box)
+            stop.withLock { $0 = true }
+            #expect(outcomes.count == calls.count)
+            for o in outcomes where o.isError {
+                #expect(o.content.contains("symbolic link") || o.content.contains("does not exist") || o.content.contains("not found")
+                        || o.content.contains("try again"), "\(o.content)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(ws.outsideIntact, "a write went through a swapped-in symlink")
+            let after = try await box.exec(.shell("cat /tmp/target.txt; test -e /tmp/x && echo escaped"))
+            #expect(after.stdout.text == "keep\n", "a write went through a swapped-in symlink")
         }
     }
 
