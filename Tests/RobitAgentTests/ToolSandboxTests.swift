@@ -120,6 +120,8 @@ import Testing
             let empty = try await tools.one("write_file", ["path": "empty", "content": ""], in: box)
             #expect(!empty.isError && ws.read("empty") == Data())
             #expect(try await tools.one("read_file", ["path": "empty"], in: box).content == "(empty file)")
+            let past = try await tools.one("read_file", ["path": "new/dir/file.txt", "offset": 100], in: box)
+            #expect(!past.isError && past.content == "(the file has fewer than 100 lines; read it from offset 1)")
 
             let missing = try await tools.one("edit_file", ["path": "new/dir/file.txt", "old_string": "c", "new_string": "d"], in: box)
             #expect(missing.isError && missing.content.contains("old_string was not found in /work/new/dir/file.txt"), "\(missing.content)")

@@ -124,7 +124,7 @@ extension ToolInvocation {
                 text += (text.hasSuffix("\n") || text.isEmpty ? "" : "\n")
                     + "[\(why); the file (\(header["size"] ?? "?") bytes) continues at line \(next): call read_file with offset=\(next)]"
             } else if text.isEmpty {
-                text = header["size"] == "0" ? "(empty file)" : "(no lines at offset \(header["first"] ?? "?"); the file has \(Int(next).map { $0 - 1 }.map(String.init) ?? "fewer") lines)"
+                text = header["size"] == "0" ? "(empty file)" : "(the file has fewer than \(header["first"] ?? "?") lines; read it from offset 1)"
             }
             return RenderedResult(content: text, isError: false, truncated: header["more"] == "1")
         case .write(let path):
