@@ -2,10 +2,12 @@
 #include "CRobitSys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int robit_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, pid_t *pid) {
@@ -72,3 +74,22 @@ int robit_install_interrupt_handlers(int notify_fd) {
 int robit_interrupt_signal(void) { return interrupt_signal; }
 
 int robit_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+ssize_t robit_write_nosigpipe(int fd, const void *buf, size_t len) {
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    ssize_t n = write(fd, buf, len);
+    int saved = errno;
+    if (n < 0 && saved == EPIPE) {
+        // Consume the SIGPIPE this write raised for this thread, unless one was already pending.
+        struct timespec zero = {0, 0};
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) sigtimedwait(&pipe_only, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return n;
+}

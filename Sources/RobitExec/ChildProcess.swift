@@ -61,6 +61,8 @@ struct ChildProcess {
     var environment: [String] = cleanEnvironment
     var stdout: Stdio = .capture
     var stderr: Stdio = .capture
+    /// Bytes written to the process's stdin, which is then closed (empty: stdin is /dev/null).
+    var stdin = Data()
     /// Bytes kept per captured stream.
     var outputLimit: Int = 1 << 20
     var timeout: Duration?
@@ -109,16 +111,25 @@ struct ChildProcess {
         }
         let outFD = try fd(for: stdout, pipe: &outPipe)
         let errFD = try fd(for: stderr, pipe: &errPipe)
+        var inPipe: [Int32] = [-1, -1]
+        if !stdin.isEmpty {
+            guard robit_pipe2(&inPipe, Int32(O_CLOEXEC)) == 0 else { throw SpawnError(executable: executable, errno: errno) }
+            _ = fcntl(inPipe[1], F_SETFL, fcntl(inPipe[1], F_GETFL) | O_NONBLOCK)
+        }
 
         var pid: pid_t = 0
         let argv = [executable] + arguments
         let rc = withCStrings(argv) { cArgv in
             withCStrings(environment) { cEnv in
-                robit_spawn(executable, cArgv, cEnv, -1, outFD, errFD, &pid)
+                robit_spawn(executable, cArgv, cEnv, inPipe[0], outFD, errFD, &pid)
             }
         }
         if outPipe[1] >= 0 { close(outPipe[1]) }
         if errPipe[1] >= 0 { close(errPipe[1]) }
+        if inPipe[0] >= 0 { close(inPipe[0]) }
+        var inFD = inPipe[1]
+        var inOffset = 0
+        defer { if inFD >= 0 { close(inFD) } }
         guard rc == 0 else {
             if outPipe[0] >= 0 { close(outPipe[0]) }
             if errPipe[0] >= 0 { close(errPipe[0]) }
@@ -182,6 +193,7 @@ struct ChildProcess {
 
             var fds: [pollfd] = openFDs.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if status == nil && pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
+            if inFD >= 0 && !stopped { fds.append(pollfd(fd: inFD, events: Int16(POLLOUT), revents: 0)) }
             if interruptible && !stopped && Interrupts.fd >= 0 { fds.append(pollfd(fd: Interrupts.fd, events: Int16(POLLIN), revents: 0)) }
             var wait: Int32 = 1000
             if let deadline, !stopped { wait = min(wait, Int32(clamping: max(0, (deadline - now).milliseconds + 1))) }
@@ -192,6 +204,17 @@ struct ChildProcess {
             for p in fds where p.revents != 0 {
                 if p.fd == pidFD { reap(block: true); continue }
                 if p.fd == Interrupts.fd { continue }
+                if p.fd == inFD {
+                    let w = stdin.withUnsafeBytes { raw in
+                        robit_write_nosigpipe(inFD, raw.baseAddress! + inOffset, min(raw.count - inOffset, 1 << 16))
+                    }
+                    if w > 0 { inOffset += w }
+                    if inOffset == stdin.count || (w < 0 && errno != EINTR && errno != EAGAIN) {
+                        close(inFD)
+                        inFD = -1
+                    }
+                    continue
+                }
                 guard let isOut = openFDs[p.fd] else { continue }
                 let r = read(p.fd, &buffer, buffer.count)
                 if r > 0 {

@@ -122,10 +122,13 @@ public struct ExecRequest: Sendable {
     /// Bytes kept of stdout and of stderr, each.
     public var outputLimit: Int
     public var env: [String]
+    /// Bytes fed to the command's stdin, which is then closed (empty: stdin is /dev/null).
+    public var stdin: Data
 
     public init(argv: [String], cwd: String = SandboxConfiguration.workPath, timeout: Duration = .seconds(30),
-                outputLimit: Int = 1 << 20, env: [String] = []) {
+                outputLimit: Int = 1 << 20, env: [String] = [], stdin: Data = Data()) {
         self.argv = argv
+        self.stdin = stdin
         self.cwd = cwd
         self.timeout = timeout
         self.outputLimit = outputLimit
@@ -337,7 +340,7 @@ public actor Sandbox {
                                  file: killFile)?.runBlocking()
         }
         let child = ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: processFile, id: id),
-                                 outputLimit: request.outputLimit, timeout: request.timeout, onStop: killTree, onLingering: killTree)
+                                 stdin: request.stdin, outputLimit: request.outputLimit, timeout: request.timeout, onStop: killTree, onLingering: killTree)
         let r: ChildProcess.Result
         do {
             r = try await child.run()

@@ -10,6 +10,7 @@
 //                                   and every process not tagged with one of KEEP (running commands).
 //   robit-init kill --all           SIGKILL every process but PID 1 (pids limit exhausted by leftovers).
 //   robit-init probe                print the process's security state, one key=value per line.
+//   robit-init fs OP ARGS...        the agent's file tools, confined to /work (see fs.c).
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+int run_fs(int argc, char **argv);
 
 static void no_op(int sig) { (void)sig; }
 
@@ -195,7 +198,8 @@ int main(int argc, char **argv) {
         return run_kill(argv[2], argv + 3, argc - 3);
     }
     if (argc == 2 && strcmp(argv[1], "probe") == 0) return run_probe();
-    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG [KEEP...] | kill --all | probe\n");
+    if (argc >= 3 && strcmp(argv[1], "fs") == 0) return run_fs(argc - 2, argv + 2);
+    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG [KEEP...] | kill --all | probe | fs OP ARGS...\n");
     return 2;
 }
 

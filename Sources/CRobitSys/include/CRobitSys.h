@@ -17,3 +17,6 @@ int robit_interrupt_signal(void);
 
 /// pipe2(2) (hidden from Swift behind _GNU_SOURCE).
 int robit_pipe2(int fds[2], int flags);
+
+/// write(2) that never raises SIGPIPE in the process: a reader that went away is EPIPE (-1, errno set).
+ssize_t robit_write_nosigpipe(int fd, const void *buf, size_t len);

@@ -1,0 +1,34 @@
+import Foundation
+
+/// The result of one tool call: what goes back to the model, and what the audit log records.
+public struct ToolOutcome: Sendable, Equatable {
+    public var callID: String
+    public var name: String
+    /// The text sent back to the model (secrets redacted, capped at the output limit).
+    public var content: String
+    /// The call failed in a way the model should correct (bad arguments, unknown tool, path outside
+    /// /work, missing edit match, timeout, output over the limit). A command's non-zero exit is not
+    /// an error: it is reported in `content` and `exitStatus`.
+    public var isError: Bool
+    /// The exit status of what ran in the sandbox; nil when nothing ran (the call was refused first).
+    public var exitStatus: Int32?
+    public var duration: Duration
+    /// The captured stdout and stderr of what ran, secrets redacted (for the audit log).
+    public var stdout: Data
+    public var stderr: Data
+    /// Output was cut: by the capture limit, or in `content` by the output limit.
+    public var truncated: Bool
+
+    public init(callID: String, name: String, content: String, isError: Bool, exitStatus: Int32? = nil, duration: Duration = .zero,
+                stdout: Data = Data(), stderr: Data = Data(), truncated: Bool = false) {
+        self.callID = callID
+        self.name = name
+        self.content = content
+        self.isError = isError
+        self.exitStatus = exitStatus
+        self.duration = duration
+        self.stdout = stdout
+        self.stderr = stderr
+        self.truncated = truncated
+    }
+}
