@@ -23,6 +23,8 @@ let package = Package(
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCap", path: "Sources/CCap", pkgConfig: "libcap",
                        providers: [.apt(["libcap-dev"])]),
         // The in-sandbox init and exec wrapper: a static C program bind-mounted read-only at /.robit/init.
@@ -35,7 +37,7 @@ let package = Package(
         .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
         .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),
         .target(name: "RobitAgent", dependencies: [
-            "RobitExec", "RobitOCI", "RobitAudit", "CCurl",
+            "RobitExec", "RobitOCI", "RobitAudit", "CCurl", "CSQLite3",
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RobitCLI", dependencies: [
@@ -43,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),
-        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
+        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),

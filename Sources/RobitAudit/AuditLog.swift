@@ -224,6 +224,28 @@ public final class AuditLog: Sendable {
 
     public func payload(_ text: String) throws(AuditError) -> AuditValue { try payload(Array(text.utf8)) }
 
+    /// Stores `bytes` as a blob of the log in `directory` whatever their size (synced at once) and returns the
+    /// reference; for content that must be a blob, like the task file `run.start` points to. Not redacted.
+    public static func storeBlob(_ bytes: [UInt8], in directory: String) throws(AuditError) -> AuditValue {
+        try makeDirectory(directory)
+        try makeDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+        let hex = Digest.sha256Hex(bytes)
+        let path = directory + "/" + AuditFormat.blobDirectoryName + "/" + hex
+        if access(path, F_OK) != 0 {
+            let temp = path + ".tmp.\(getpid())"
+            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw AuditError(.io, "cannot write blob \(temp): \(String(cString: strerror(errno)))") }
+            let ok = bytes.withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
+            close(fd)
+            guard ok, rename(temp, path) == 0 else {
+                unlink(temp)
+                throw AuditError(.io, "cannot write blob \(path): \(String(cString: strerror(errno)))")
+            }
+            syncDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+        }
+        return ["blob": .string("sha256:" + hex), "size": .int(Int64(bytes.count))]
+    }
+
     // MARK: - Writing
 
     private func write(_ type: String, _ data: AuditValue, into s: inout State) throws(AuditError) -> AuditEntry {

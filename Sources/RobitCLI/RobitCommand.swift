@@ -15,6 +15,7 @@ public struct RobitCommand: AsyncParsableCommand {
             and no network. Only the workspace (at /work) and a size-limited /tmp are writable.
 
             Start here:
+              robit run task.yaml          run an agent task (see examples/hello)
               robit doctor                 check the host (--fix repairs)
               robit sandbox run -- id      run one command in a fresh sandbox
               robit bundle T.yaml --out D  write a task's OCI bundle, without running it
@@ -25,7 +26,7 @@ public struct RobitCommand: AsyncParsableCommand {
             5 sandbox failed, 6 audit verification failed, 130 interrupted.
             """,
         version: "robit \(robitVersion)",
-        subcommands: [SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])
+        subcommands: [RunCommand.self, RunsCommand.self, ResumeCommand.self, SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])
 
     public init() {}
 

@@ -37,8 +37,13 @@ public enum Workspace {
 
     /// `/`, a system directory, something inside one, or something containing one.
     static func isSystem(_ resolved: String) -> Bool {
-        resolved == "/" || system.contains { $0.hasPrefix(resolved + "/") || $0 == resolved || resolved.hasPrefix($0 + "/") }
+        resolved == "/" || system.contains { $0.hasPrefix(resolved + "/") || $0 == resolved }
+            || systemTrees.contains { resolved.hasPrefix($0 + "/") }
     }
+
+    /// System directories whose every descendant is system too. Below /root, /var, /opt, /srv users keep
+    /// their own projects and state (a root user's ~/project, /var/lib/ci/...).
+    static let systemTrees = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/proc", "/sys", "/dev", "/run"]
 
     /// A prepared root filesystem: a real directory that is not the host's root or a system
     /// directory, not the workspace or robit's state, owned by root and writable by nobody else, so

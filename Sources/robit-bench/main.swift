@@ -1,9 +1,39 @@
 // robit-bench: the measurements behind scripts/bench. Not installed; run through scripts/bench.
 import Foundation
+import RobitAudit
 import RobitExec
 import RobitOCI
 
 let args = Array(CommandLine.arguments.dropFirst())
+if args.first == "audit-write", args.count == 3, let megabytes = Int(args[2]) {
+    // Appends tool.call/tool.result-sized records (no per-record fsync) until the log reaches the size.
+    let dir = args[1]
+    let log = try AuditLog.create(directory: dir, run: "robit-bench", options: AuditOptions(signer: AuditSigningKey()),
+                                  startData: ["task_sha256": .string(String(repeating: "0", count: 64)), "robit_version": "bench"])
+    let target = megabytes << 20
+    let output = String(repeating: "line of tool output ✓\n", count: 8)
+    let clock = ContinuousClock()
+    let start = clock.now
+    var records = 0
+    var bytes = 0
+    while bytes < target {
+        let call: AuditValue = ["status": "ok", "id": .string("call-\(records)"), "name": "shell", "arguments": #"{"command":"make test"}"#]
+        let result: AuditValue = ["status": "ok", "id": .string("call-\(records)"), "name": "shell", "exit_code": 0,
+                                  "duration_ns": .int(Int64(records) * 1000), "stdout": .string(output), "stderr": "", "truncated": false]
+        try log.append("tool.call", call)
+        try log.append("tool.result", result)
+        records += 2
+        bytes += 800
+        if records % 4096 == 0 { bytes = Int((try? FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? bytes) }
+    }
+    _ = try log.finish(["status": "ok"])
+    let elapsed = clock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let size = (try FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? 0
+    print(String(format: "append: %d records, %.1f MB in %.2f s = %.0f records/s (%.0f MB/s)", records, Double(size) / 1e6, seconds,
+                 Double(records) / seconds, Double(size) / 1e6 / seconds))
+    exit(0)
+}
 if args.first == "profile-create" {
     // Where robit's cold-start time goes, step by step (medians of 20).
     let ws = NSTemporaryDirectory() + "robit-bench-profile"

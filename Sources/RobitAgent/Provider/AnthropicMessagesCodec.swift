@@ -67,7 +67,7 @@ struct AnthropicMessagesCodec: ProviderCodec {
     /// A tool call's arguments as `input`: the model's JSON text verbatim when it is an object;
     /// `{}` when it is not (the call was already answered with an error).
     static func input(_ arguments: String) -> WireJSON {
-        if JSONParser.parse(arguments)?.objectValue != nil {
+        if (try? JSONValue.parse(arguments, maxBytes: .max))?.objectValue != nil {
             return .raw(arguments.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return .object([])

@@ -35,7 +35,7 @@ protocol ProviderCodec: Sendable {
 /// Reading provider JSON: every chunk is decoded into a `JSONValue`.
 enum WireDecoding {
     static func object(_ text: String, what: String) throws(AttemptError) -> [String: JSONValue] {
-        guard let value = JSONParser.parse(text) else {
+        guard let value = (try? JSONValue.parse(text, maxBytes: .max)) else {
             throw AttemptError(.malformed, "\(what) is not valid JSON: \(ProviderErrorText.excerpt(text))", retryable: false)
         }
         guard let members = value.objectValue else {
@@ -63,7 +63,7 @@ enum ProviderErrorText {
     /// (Ollama), `{"message":…}`, or the text itself.
     static func message(fromBody body: [UInt8]) -> String {
         let text = String(decoding: body.prefix(64 << 10), as: UTF8.self)
-        if let value = JSONParser.parse(text) {
+        if let value = (try? JSONValue.parse(text, maxBytes: .max)) {
             if let message = value["error"]?["message"]?.stringValue { return excerpt(message) }
             if let message = value["error"]?.stringValue { return excerpt(message) }
             if let message = value["message"]?.stringValue { return excerpt(message) }

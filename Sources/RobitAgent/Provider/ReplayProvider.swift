@@ -65,7 +65,7 @@ public enum ReplayScript {
             func fail(_ message: String) -> ProviderError {
                 ProviderError(.configuration, "\(source):\(lineNumber): \(message)", attempts: 0)
             }
-            guard let object = JSONParser.parse(line)?.objectValue else {
+            guard let object = (try? JSONValue.parse(line, maxBytes: .max))?.objectValue else {
                 throw fail("not a JSON object (each line is one model turn, e.g. {\"text\":\"hello\"})")
             }
             let turnNumber = turns.count + 1

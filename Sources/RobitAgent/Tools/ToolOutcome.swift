@@ -19,8 +19,12 @@ public struct ToolOutcome: Sendable, Equatable {
     /// Output was cut: by the capture limit, or in `content` by the output limit.
     public var truncated: Bool
 
+    /// The command executed in the sandbox for this call; nil when nothing ran (refused before execution).
+    public var argv: [String]?
+
     public init(callID: String, name: String, content: String, isError: Bool, exitStatus: Int32? = nil, duration: Duration = .zero,
-                stdout: Data = Data(), stderr: Data = Data(), truncated: Bool = false) {
+                stdout: Data = Data(), stderr: Data = Data(), truncated: Bool = false, argv: [String]? = nil) {
+        self.argv = argv
         self.callID = callID
         self.name = name
         self.content = content

@@ -200,7 +200,7 @@ public struct ToolRegistry: Sendable {
         rendered.content += rendered.notes
         return ToolOutcome(callID: call.id, name: call.name, content: rendered.content, isError: rendered.isError,
                            exitStatus: result.exitCode, duration: result.duration, stdout: stdout, stderr: stderr,
-                           truncated: rendered.truncated || result.truncated)
+                           truncated: rendered.truncated || result.truncated, argv: invocation.request.argv)
     }
 
     /// The longest prefix of `text` of at most `bytes` UTF-8 bytes that ends on a character boundary.

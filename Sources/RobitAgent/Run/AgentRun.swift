@@ -1,0 +1,333 @@
+import Foundation
+import RobitAudit
+import RobitExec
+
+/// What `robit run` was asked to do.
+public struct RunRequest: Sendable {
+    public var taskPath: String
+    public var workspace: String?
+    public var runtime: RuntimeKind?
+    public var model: String?
+    public var auditDirectory: String?
+    public var signingKey: String?
+    public var fsync: AuditFsync
+    public var robitVersion: String
+    public var environment: [String: String]
+
+    public init(taskPath: String, workspace: String? = nil, runtime: RuntimeKind? = nil, model: String? = nil, auditDirectory: String? = nil,
+                signingKey: String? = nil, fsync: AuditFsync = .checkpoint, robitVersion: String,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.taskPath = taskPath
+        self.workspace = workspace
+        self.runtime = runtime
+        self.model = model
+        self.auditDirectory = auditDirectory
+        self.signingKey = signingKey
+        self.fsync = fsync
+        self.robitVersion = robitVersion
+        self.environment = environment
+    }
+}
+
+/// A run that could not start: bad task, flags, key or audit place (exit 2), or a host problem (exit 5).
+public struct RunSetupError: Error, Sendable, CustomStringConvertible {
+    public var exitCode: Int32
+    public var message: String
+    public var description: String { message }
+}
+
+/// The outcome of a run, as `--json` prints it.
+public struct RunSummary: Sendable {
+    public var run: String
+    public var status: RunStatus
+    public var exitCode: Int32
+    public var message: String
+    public var finalText: String?
+    public var usage: RunUsage
+    public var auditPath: String
+    public var head: String?
+    public var patchPath: String?
+    public var elapsed: Duration
+
+    public var json: [String: Any] {
+        [
+            "run": run, "status": status.rawValue, "exit_code": Int(exitCode), "message": message,
+            "steps": usage.steps, "tool_calls": usage.toolCalls, "input_tokens": usage.inputTokens, "output_tokens": usage.outputTokens,
+            "tokens": usage.tokens, "cost_usd": usage.costMicroUSD.map { Double($0) / 1_000_000 } as Any? ?? NSNull(),
+            "cost_micro_usd": usage.costMicroUSD as Any? ?? NSNull(),
+            "audit_path": auditPath, "head": head as Any? ?? NSNull(), "patch_path": patchPath as Any? ?? NSNull(),
+            "final_text": finalText as Any? ?? NSNull(),
+            "elapsed_ms": Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+        ]
+    }
+}
+
+public enum AgentRun {
+    /// Starts a new run of a task file.
+    public static func start(_ request: RunRequest, events: @escaping @Sendable (LoopEvent) -> Void = { _ in },
+                             notice: @escaping @Sendable (String) -> Void = { _ in }) async throws(RunSetupError) -> RunSummary {
+        let taskData: Data
+        var task: TaskFile
+        do {
+            task = try TaskFile.load(path: request.taskPath)
+            taskData = try Data(contentsOf: URL(fileURLWithPath: request.taskPath))
+        } catch let error as TaskFileError {
+            throw RunSetupError(exitCode: 2, message: error.description)
+        } catch {
+            throw RunSetupError(exitCode: 2, message: "cannot read \(request.taskPath): \(error.localizedDescription)")
+        }
+        if let model = request.model { task.model.name = model }
+        if let workspace = request.workspace { task.workspace.path = URL(fileURLWithPath: workspace).standardizedFileURL.path }
+        let id = Sandbox.newID()
+        let runWorkspace: RunWorkspace
+        do {
+            runWorkspace = try RunWorkspace.prepare(from: task.workspace.path, at: RunWorkspace.defaultRoot(run: id, environment: request.environment))
+        } catch {
+            throw RunSetupError(exitCode: error.code == .invalidInput ? 2 : 5, message: error.message)
+        }
+        let taskDirectory = (URL(fileURLWithPath: request.taskPath).standardizedFileURL.path as NSString).deletingLastPathComponent
+        let start: AuditValue = [
+            "status": "ok", "robit_version": .string(request.robitVersion),
+            "task_sha256": .string(AuditHash.sha256Hex([UInt8](taskData))),
+            "task_path": .string(URL(fileURLWithPath: request.taskPath).standardizedFileURL.path),
+            "task_name": .string(task.name),
+            "workspace": .string(task.workspace.path),
+            "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.base)),
+            "provider": .string(task.model.provider.rawValue), "model": .string(task.model.name),
+            "prompt": .string(task.prompt),
+        ]
+        return try await execute(task: task, taskData: taskData, taskDirectory: taskDirectory, id: id, runWorkspace: runWorkspace,
+                                 request: request, history: nil, startData: start, events: events, notice: notice)
+    }
+
+    /// Continues an interrupted run in a new sandbox, from its workspace as it was left, extending its audit chain.
+    public static func resume(_ runID: String, request: RunRequest, events: @escaping @Sendable (LoopEvent) -> Void = { _ in },
+                              notice: @escaping @Sendable (String) -> Void = { _ in }) async throws(RunSetupError) -> RunSummary {
+        let store: RunStore
+        do { store = try RunStore(path: RunStore.defaultPath(environment: request.environment)) } catch {
+            throw RunSetupError(exitCode: 2, message: error.message)
+        }
+        guard let record = try? store.get(runID) else {
+            throw RunSetupError(exitCode: 2, message: "no run \(runID) in the run store \(store.path); see `robit runs list`")
+        }
+        if record.status == RunStatus.done.rawValue {
+            throw RunSetupError(exitCode: 2, message: "run \(record.id) finished (done); there is nothing to resume")
+        }
+        if record.status == "running", record.pid != getpid(), kill(record.pid, 0) == 0 {
+            throw RunSetupError(exitCode: 2, message: "run \(record.id) is still running (pid \(record.pid))")
+        }
+        let runWorkspace = RunWorkspace(root: record.runWorkspace)
+        guard FileManager.default.fileExists(atPath: runWorkspace.work) else {
+            throw RunSetupError(exitCode: 2, message: "the workspace of run \(record.id) (\(runWorkspace.work)) is gone; it cannot be resumed")
+        }
+        let auditDirectory = (record.auditPath as NSString).deletingLastPathComponent
+        let history: AuditHistory
+        do { history = try AuditHistory.load(auditDirectory) } catch {
+            throw RunSetupError(exitCode: 6, message: "cannot read the audit log of run \(record.id): \(error.message)")
+        }
+        guard let text = history.taskText else {
+            throw RunSetupError(exitCode: 6, message: "the audit log of run \(record.id) does not hold its task file")
+        }
+        let taskDirectory = (record.taskPath as NSString).deletingLastPathComponent
+        var task: TaskFile
+        do { task = try TaskFile.parse(text, file: record.taskPath, baseDirectory: taskDirectory) } catch {
+            throw RunSetupError(exitCode: 2, message: error.description)
+        }
+        task.model.name = record.model
+        task.workspace.path = record.workspace
+        var resumed = request
+        resumed.auditDirectory = auditDirectory
+        if let runtime = RuntimeKind(rawValue: record.runtime), request.runtime == nil { resumed.runtime = runtime }
+        return try await execute(task: task, taskData: Data(text.utf8), taskDirectory: taskDirectory, id: record.id, runWorkspace: runWorkspace,
+                                 request: resumed, history: history, startData: [
+                                    "status": "ok", "robit_version": .string(request.robitVersion),
+                                    "steps_so_far": .int(Int64(history.usage.steps)),
+                                    "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.work)),
+                                 ], events: events, notice: notice, store: store, existing: record)
+    }
+
+    // MARK: - The run
+
+    private static func execute(task: TaskFile, taskData: Data, taskDirectory: String, id: String, runWorkspace: RunWorkspace,
+                                request: RunRequest, history: AuditHistory?, startData: AuditValue,
+                                events: @escaping @Sendable (LoopEvent) -> Void, notice: @escaping @Sendable (String) -> Void,
+                                store existingStore: RunStore? = nil, existing: RunRecord? = nil) async throws(RunSetupError) -> RunSummary {
+        let clock = ContinuousClock()
+        let began = clock.now
+        var secrets: [(name: String, value: String)] = []
+        for name in [task.model.apiKeyEnv ?? TaskFile.Model.defaultAPIKeyEnv(for: task.model.provider), task.output.pullRequest?.tokenEnv].compactMap({ $0 }) {
+            if let value = request.environment[name], !value.isEmpty { secrets.append((name, value)) }
+        }
+        let provider: any ModelProvider
+        do { provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory) } catch {
+            throw RunSetupError(exitCode: 2, message: error.message)
+        }
+        let tools: ToolRegistry
+        do { tools = try ToolRegistry(task: task, redactor: SecretRedactor(secrets: secrets)) } catch {
+            throw RunSetupError(exitCode: 2, message: error.description)
+        }
+        var options: SandboxOptions
+        do { options = try task.sandboxOptions() } catch { throw RunSetupError(exitCode: 2, message: error.description) }
+        if let runtime = request.runtime { options.runtime = runtime }
+        options.workspace = runWorkspace.work
+        options.user = RunWorkspace.sandboxUser
+
+        // The audit log, outside anything the sandbox can see.
+        let auditDirectory = request.auditDirectory ?? SandboxAudit.defaultDirectory(run: id, environment: request.environment)
+        if let problem = SandboxAudit.placementProblem(auditDirectory, what: "audit directory", options: options, id: id) {
+            throw RunSetupError(exitCode: 2, message: problem)
+        }
+        let signer: AuditSigningKey?
+        do {
+            if let (key, path) = try AuditKeyLocation.resolve(explicit: request.signingKey, environment: request.environment) {
+                if let problem = SandboxAudit.placementProblem(path, what: "signing key", options: options, id: id) {
+                    throw RunSetupError(exitCode: 2, message: problem)
+                }
+                signer = key
+            } else {
+                signer = nil
+            }
+        } catch let error as AuditError {
+            throw RunSetupError(exitCode: 2, message: error.message)
+        } catch let error as RunSetupError {
+            throw error
+        } catch {
+            throw RunSetupError(exitCode: 2, message: "\(error)")
+        }
+        let auditOptions = AuditOptions(signer: signer, fsync: request.fsync, redactions: secrets.map { Redaction(name: $0.name, value: $0.value) })
+        let log: AuditLog
+        do {
+            if history == nil {
+                var data = startData
+                // The task file itself, as a blob (`run.start` holds its hash and a reference).
+                data.set("task", try AuditLog.storeBlob(Array(taskData), in: auditDirectory))
+                log = try AuditLog.create(directory: auditDirectory, run: id, options: auditOptions, startData: data)
+            } else {
+                log = try AuditLog.reopen(directory: auditDirectory, options: auditOptions, recordType: "resumed", data: startData)
+            }
+        } catch {
+            throw RunSetupError(exitCode: error.kind == .key ? 2 : 6, message: error.message)
+        }
+        notice("run \(id), audit log \(log.path)")
+
+        // The run store.
+        let store = existingStore ?? (try? RunStore(path: RunStore.defaultPath(environment: request.environment)))
+        var record = existing ?? RunRecord(id: id, taskPath: URL(fileURLWithPath: request.taskPath).standardizedFileURL.path, taskName: task.name,
+                                           workspace: task.workspace.path, runWorkspace: runWorkspace.root, auditPath: log.path,
+                                           status: "running", runtime: options.runtime.rawValue, provider: task.model.provider.rawValue,
+                                           model: task.model.name)
+        record.status = "running"
+        record.pid = getpid()
+        record.runtime = options.runtime.rawValue
+        if store == nil { notice("warning: the run store cannot be opened; this run will not be listed or resumable") }
+        if existing == nil { try? store?.insert(record) } else { try? store?.update(record) }
+
+        Interrupts.install()
+        var outcome: LoopOutcome
+        var usage = history?.usage ?? RunUsage()
+        let createStart = clock.now
+        var sandbox: Sandbox?
+        do {
+            let box = try await Sandbox.create(options, id: history == nil ? id : Sandbox.newID())
+            sandbox = box
+            try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: clock.now - createStart))
+            try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
+            let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log,
+                                 messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
+                                 events: { event in
+                                     if case .modelAnswer(let step, let calls, let u) = event {
+                                         try? store?.recordStep(run: id, step: step, toolCalls: calls, usage: Usage(inputTokens: u.inputTokens, outputTokens: u.outputTokens),
+                                                                cost: u.costMicroUSD, status: "ok")
+                                     }
+                                     events(event)
+                                 })
+            outcome = await loop.run()
+            usage = loop.usage
+        } catch {
+            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
+            outcome = LoopOutcome(status: error.code == .interrupted ? .interrupted : .sandboxFailed, message: error.message, finalText: nil, limit: nil)
+        }
+        if let box = sandbox {
+            let destroyStart = clock.now
+            let leftovers = await box.destroy()
+            try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: clock.now - destroyStart))
+            if !leftovers.isEmpty && outcome.status == .done {
+                outcome = LoopOutcome(status: .sandboxFailed, message: "sandbox teardown incomplete: \(leftovers.joined(separator: "; ")); run `robit doctor --fix`",
+                                      finalText: outcome.finalText, limit: nil)
+            }
+        }
+
+        // The patch: the workspace's changes, even when the run stopped early.
+        var patchPath: String?
+        if sandbox != nil {
+            let target = task.output.patch ?? runWorkspace.root + "/changes.patch"
+            do {
+                let diff = try runWorkspace.patch()
+                try? FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(diff.utf8).write(to: URL(fileURLWithPath: target))
+                patchPath = target
+                try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
+                                          "bytes": .int(Int64(diff.utf8.count)),
+                                          "files": .int(Int64(diff.components(separatedBy: "\ndiff --git ").count - (diff.hasPrefix("diff --git ") ? 0 : 1)))])
+            } catch let error as SandboxError {
+                try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "patch"))
+                notice("warning: no patch: \(error.message)")
+            } catch {
+                try? log.append("error", SandboxAudit.errorRecord("cannot write the patch \(target): \(error.localizedDescription)", stage: "patch"))
+                notice("warning: cannot write the patch \(target): \(error.localizedDescription)")
+            }
+        }
+
+        let head: String?
+        do {
+            head = try log.finish([
+                "status": outcome.status == .done ? "ok" : "error", "result": .string(outcome.status.rawValue),
+                "exit_code": .int(Int64(outcome.status.exitCode)), "message": .string(outcome.message),
+                "steps": .int(Int64(usage.steps)), "tool_calls": .int(Int64(usage.toolCalls)),
+                "input_tokens": .int(Int64(usage.inputTokens)), "output_tokens": .int(Int64(usage.outputTokens)),
+                "cost_micro_usd": usage.costMicroUSD.map { .int($0) } ?? .null,
+                "final_text": outcome.finalText.map { (try? log.payload($0)) ?? .null } ?? .null,
+                "patch": AuditValue(patchPath),
+            ])
+        } catch {
+            head = nil
+            notice("error: could not finish the audit log \(log.path): \(error.message)")
+        }
+        record.status = outcome.status.rawValue
+        record.exitCode = Int(outcome.status.exitCode)
+        record.steps = usage.steps
+        record.inputTokens = usage.inputTokens
+        record.outputTokens = usage.outputTokens
+        record.costMicroUSD = usage.costMicroUSD
+        record.head = head
+        record.patchPath = patchPath
+        record.endedAt = Int64(Date().timeIntervalSince1970)
+        try? store?.update(record)
+        if outcome.status == .done {
+            // Only the patch is kept of a finished run's workspace.
+            try? FileManager.default.removeItem(atPath: runWorkspace.work)
+            try? FileManager.default.removeItem(atPath: runWorkspace.base)
+        }
+        return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: outcome.message, finalText: outcome.finalText,
+                          usage: usage, auditPath: log.path, head: head, patchPath: patchPath, elapsed: clock.now - began)
+    }
+
+    /// The provider a task names; `replay` reads a JSONL script or, given an audit log (a run directory or
+    /// audit.jsonl), the model answers recorded in it.
+    static func makeProvider(_ task: TaskFile, environment: [String: String], baseDirectory: String) throws(ProviderError) -> any ModelProvider {
+        if task.model.provider == .replay, let script = task.model.script {
+            let path = script.hasPrefix("/") ? script : baseDirectory + "/" + script
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            if exists && (isDirectory.boolValue || path.hasSuffix(".jsonl") && (path as NSString).lastPathComponent == AuditFormat.logFileName) {
+                do {
+                    let history = try AuditHistory.load(path)
+                    return ReplayProvider(turns: history.responses, source: path)
+                } catch {
+                    throw ProviderError(.configuration, "cannot replay \(path): \(error.message)", attempts: 0)
+                }
+            }
+        }
+        return try ProviderFactory.make(model: task.model, environment: environment, baseDirectory: baseDirectory)
+    }
+}
