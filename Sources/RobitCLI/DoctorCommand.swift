@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAudit
 import RobitExec
 
 struct DoctorCommand: AsyncParsableCommand {
@@ -12,7 +13,8 @@ struct DoctorCommand: AsyncParsableCommand {
     var fix = false
 
     func run() async throws {
-        let findings = await Doctor.run(fix: fix)
+        var findings = await Doctor.run(fix: fix)
+        findings.append(contentsOf: Self.hostTools())
         let tty = isatty(STDOUT_FILENO) == 1
         for f in findings {
             let mark: String
@@ -25,5 +27,25 @@ struct DoctorCommand: AsyncParsableCommand {
             if let fixCommand = f.fix, f.level != .ok { print("     \(String(repeating: " ", count: 16)) fix: \(fixCommand)") }
         }
         if findings.contains(where: { $0.level == .fail }) { throw RobitExit(RobitExit.sandboxFailed) }
+    }
+
+    /// The audit signing key, and git (for patches).
+    static func hostTools() -> [Finding] {
+        var out: [Finding] = []
+        do {
+            if let (key, path) = try AuditKeyLocation.resolve(explicit: nil) {
+                out.append(Finding(level: .ok, subject: "audit key", message: "\(path) signs audit logs (key id \(key.publicKey.keyID))"))
+            } else {
+                out.append(Finding(level: .warn, subject: "audit key", message: "no signing key: audit logs are chained but unsigned",
+                                   fix: "robit keygen"))
+            }
+        } catch {
+            out.append(Finding(level: .fail, subject: "audit key", message: error.message,
+                               fix: error.message.contains("chmod") ? "chmod 600 <key>" : "robit keygen --out DIR; export ROBIT_AUDIT_KEY=DIR/audit.key"))
+        }
+        let git = ["/usr/bin/git", "/bin/git", "/usr/local/bin/git"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        out.append(git.map { Finding(level: .ok, subject: "git", message: "\($0) (writes the run's patch)") }
+            ?? Finding(level: .warn, subject: "git", message: "git is missing: robit run cannot write output.patch", fix: "apt-get install git"))
+        return out
     }
 }

@@ -9,6 +9,13 @@ public struct Finding: Sendable {
     public var message: String
     /// The command that fixes it, when something needs fixing.
     public var fix: String?
+
+    public init(level: Level, subject: String, message: String, fix: String? = nil) {
+        self.level = level
+        self.subject = subject
+        self.message = message
+        self.fix = fix
+    }
 }
 
 /// Host checks: runtimes, cgroups, nft, user namespaces, seccomp, robit-init, leftovers.
