@@ -6,7 +6,7 @@
 Prints "ok" and the head hash, or "FAIL line N: <reason>: <detail>" and exits 6.
 Needs only the standard library plus `cryptography` for Ed25519 (pip install cryptography).
 """
-import base64, hashlib, json, os, sys
+import base64, hashlib, json, os, re, sys
 
 PREFIX_PUB = "robit-ed25519 "
 PREFIX_PRIV = "robit-ed25519-private "
@@ -72,7 +72,11 @@ def ed25519_ok(pub, sig, msg):
         return False
 
 
+SEQ = re.compile(rb',"seq":(\d+),"ts":')
+
+
 def verify(path, pinned=None, anchor=None, allow_incomplete=False):
+    """Checks the log line by line, in order, and raises Fail for the first bad line."""
     if os.path.isdir(path):
         path = os.path.join(path, "audit.jsonl")
     blobdir = os.path.join(os.path.dirname(path) or ".", "blobs")
@@ -80,11 +84,12 @@ def verify(path, pinned=None, anchor=None, allow_incomplete=False):
         raw = f.read()
     lines = raw.split(b"\n")
     torn = lines.pop()  # bytes after the last newline
-    if torn:
-        if not allow_incomplete:
-            raise Fail(len(lines) + 1, "truncated", "the last line is cut mid-record")
+    seqs = [int(m.group(1)) if m else None for m in (SEQ.search(b) for b in lines)]
     records = []
-    for n, b in enumerate(lines, 1):
+    prev = "0" * 64
+    key = None
+    for i, b in enumerate(lines):
+        n = i + 1
         try:
             text = b.decode("utf-8")
             rec = json.loads(text)
@@ -96,13 +101,6 @@ def verify(path, pinned=None, anchor=None, allow_incomplete=False):
         h = body.pop("hash")
         if hashlib.sha256(canonical(body).encode("utf-8")).hexdigest() != h:
             raise Fail(n, "modified", "its hash does not match its content")
-        records.append(rec)
-
-    seqs = [r["seq"] for r in records]
-    prev = "0" * 64
-    key = None
-    for i, rec in enumerate(records):
-        n = i + 1
         if rec["v"] != 1:
             raise Fail(n, "modified", "v is not 1")
         if rec["seq"] != i or rec["prev"] != prev:
@@ -116,7 +114,7 @@ def verify(path, pinned=None, anchor=None, allow_incomplete=False):
                     raise Fail(n, "reordered", f"expected seq {i}, found {s}")
                 raise Fail(n, "deleted", f"expected seq {i}, found {s}")
             raise Fail(n, "inserted" if s == i - 1 else "reordered", f"expected seq {i}, found seq {s} again")
-        if rec["run"] != records[0]["run"]:
+        if records and rec["run"] != records[0]["run"]:
             raise Fail(n, "modified", "run id differs")
         data = rec["data"]
         if i == 0:
@@ -149,11 +147,15 @@ def verify(path, pinned=None, anchor=None, allow_incomplete=False):
             p = os.path.join(blobdir, hexd)
             if not os.path.isfile(p):
                 raise Fail(n, "missing blob", hexd)
-            content = open(p, "rb").read()
+            with open(p, "rb") as f:
+                content = f.read()
             if hashlib.sha256(content).hexdigest() != hexd or len(content) != size:
                 raise Fail(n, "altered blob", hexd)
         prev = rec["hash"]
+        records.append(rec)
 
+    if torn and not allow_incomplete:
+        raise Fail(len(lines) + 1, "truncated", "the last line is cut mid-record")
     if not records:
         if allow_incomplete:
             return None

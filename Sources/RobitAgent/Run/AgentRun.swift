@@ -162,6 +162,10 @@ public enum AgentRun {
         do { provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory) } catch {
             throw RunSetupError(exitCode: 2, message: error.message)
         }
+        let prices = try PriceTable.load(environment: request.environment)
+        if task.budget.maxCostMicroUSD != nil, task.model.provider != .replay, prices.price(model: task.model.name) == nil {
+            throw RunSetupError(exitCode: 2, message: "budget.max_cost_usd is set, but robit has no price for model \(task.model.name), so the limit could not be enforced; add it to \(PriceTable.configPath(environment: request.environment)) as {\"\(task.model.name)\": {\"input_usd_per_million\": N, \"output_usd_per_million\": N}} or remove max_cost_usd")
+        }
         let tools: ToolRegistry
         do { tools = try ToolRegistry(task: task, redactor: SecretRedactor(secrets: secrets)) } catch {
             throw RunSetupError(exitCode: 2, message: error.description)
@@ -232,7 +236,7 @@ public enum AgentRun {
             sandbox = box
             try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: clock.now - createStart))
             try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
-            let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log,
+            let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log, prices: prices,
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
                                      if case .modelAnswer(let step, let calls, let u) = event {
