@@ -7,13 +7,7 @@ import RobitOCI
 public enum SandboxAudit {
     /// Default audit directory of a run: `$XDG_STATE_HOME/robit/runs/<run>` (~/.local/state/robit/runs/<run>).
     public static func defaultDirectory(run: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let base: String
-        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") {
-            base = xdg
-        } else {
-            base = (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root") + "/.local/state"
-        }
-        return base + "/robit/runs/" + run
+        RobitPaths.state(environment) + "/runs/" + run
     }
 
     /// Why `path` may not hold an audit log or key for a sandbox with these options: it lies inside the

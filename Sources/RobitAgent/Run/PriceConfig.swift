@@ -4,8 +4,7 @@ extension PriceTable {
     /// `$XDG_CONFIG_HOME/robit/prices.json` (~/.config/robit/prices.json), or `ROBIT_PRICES`.
     public static func configPath(environment: [String: String]) -> String {
         if let explicit = environment["ROBIT_PRICES"], !explicit.isEmpty { return explicit }
-        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/robit/prices.json" }
-        return (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root") + "/.config/robit/prices.json"
+        return RobitPaths.config(environment) + "/prices.json"
     }
 
     /// The built-in prices, overridden by the price config when it exists:

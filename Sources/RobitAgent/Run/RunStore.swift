@@ -62,11 +62,7 @@ public final class RunStore: @unchecked Sendable {
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let explicit = environment["ROBIT_RUN_STORE"], !explicit.isEmpty { return explicit }
-        let base: String
-        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") { base = xdg } else {
-            base = (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root") + "/.local/state"
-        }
-        return base + "/robit/runs.db"
+        return RobitPaths.state(environment) + "/runs.db"
     }
 
     public init(path: String = RunStore.defaultPath()) throws(RunStoreError) {

@@ -15,11 +15,7 @@ public struct RunWorkspace: Sendable {
 
     /// `$XDG_STATE_HOME/robit/workspaces/<run>`.
     public static func defaultRoot(run: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let base: String
-        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") { base = xdg } else {
-            base = (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root") + "/.local/state"
-        }
-        return base + "/robit/workspaces/" + run
+        RobitPaths.state(environment) + "/workspaces/" + run
     }
 
     /// Copies `source` twice (symlinks as symlinks, nothing followed) and hands `work/` to the sandbox user.
