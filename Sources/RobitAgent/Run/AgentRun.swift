@@ -13,10 +13,12 @@ public struct RunRequest: Sendable {
     public var fsync: AuditFsync
     public var robitVersion: String
     public var environment: [String: String]
+    /// Timeouts, retries and circuit breaker of an HTTP provider; nil = `HTTPProviderOptions()`.
+    public var providerOptions: HTTPProviderOptions?
 
     public init(taskPath: String, workspace: String? = nil, runtime: RuntimeKind? = nil, model: String? = nil, auditDirectory: String? = nil,
                 signingKey: String? = nil, fsync: AuditFsync = .checkpoint, robitVersion: String,
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, providerOptions: HTTPProviderOptions? = nil) {
         self.taskPath = taskPath
         self.workspace = workspace
         self.runtime = runtime
@@ -26,6 +28,7 @@ public struct RunRequest: Sendable {
         self.fsync = fsync
         self.robitVersion = robitVersion
         self.environment = environment
+        self.providerOptions = providerOptions
     }
 }
 
@@ -159,7 +162,10 @@ public enum AgentRun {
             if let value = request.environment[name], !value.isEmpty { secrets.append((name, value)) }
         }
         let provider: any ModelProvider
-        do { provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory) } catch {
+        do {
+            provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory,
+                                        options: request.providerOptions ?? HTTPProviderOptions())
+        } catch {
             throw RunSetupError(exitCode: 2, message: error.message)
         }
         let tools: ToolRegistry
@@ -314,7 +320,8 @@ public enum AgentRun {
 
     /// The provider a task names; `replay` reads a JSONL script or, given an audit log (a run directory or
     /// audit.jsonl), the model answers recorded in it.
-    static func makeProvider(_ task: TaskFile, environment: [String: String], baseDirectory: String) throws(ProviderError) -> any ModelProvider {
+    static func makeProvider(_ task: TaskFile, environment: [String: String], baseDirectory: String,
+                             options: HTTPProviderOptions = HTTPProviderOptions()) throws(ProviderError) -> any ModelProvider {
         if task.model.provider == .replay, let script = task.model.script {
             let path = script.hasPrefix("/") ? script : baseDirectory + "/" + script
             var isDirectory: ObjCBool = false
@@ -328,6 +335,6 @@ public enum AgentRun {
                 }
             }
         }
-        return try ProviderFactory.make(model: task.model, environment: environment, baseDirectory: baseDirectory)
+        return try ProviderFactory.make(model: task.model, environment: environment, baseDirectory: baseDirectory, options: options)
     }
 }
