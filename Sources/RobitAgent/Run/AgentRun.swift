@@ -1,6 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
+import Synchronization
 
 /// What `robit run` was asked to do.
 public struct RunRequest: Sendable {
@@ -232,6 +233,8 @@ public enum AgentRun {
         var outcome: LoopOutcome
         var usage = history?.usage ?? RunUsage()
         let createStart = clock.now
+        // The loop reports run totals; the run store's step rows hold what each step used.
+        let totalsBefore = Mutex(usage)
         var sandbox: Sandbox?
         do {
             let box = try await Sandbox.create(options, id: history == nil ? id : Sandbox.newID())
@@ -242,8 +245,11 @@ public enum AgentRun {
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
                                      if case .modelAnswer(let step, let calls, let u) = event {
-                                         try? store?.recordStep(run: id, step: step, toolCalls: calls, usage: Usage(inputTokens: u.inputTokens, outputTokens: u.outputTokens),
-                                                                cost: u.costMicroUSD, status: "ok")
+                                         let before = totalsBefore.withLock { before in defer { before = u }; return before }
+                                         let cost = u.costMicroUSD.flatMap { total in before.costMicroUSD.map { total - $0 } }
+                                         try? store?.recordStep(run: id, step: step, toolCalls: calls,
+                                                                usage: Usage(inputTokens: u.inputTokens - before.inputTokens, outputTokens: u.outputTokens - before.outputTokens),
+                                                                cost: cost, status: "ok")
                                      }
                                      events(event)
                                  })

@@ -58,6 +58,28 @@ import Testing
         #expect(summary.usage.steps == 0)
     }
 
+    /// The breaker is shared by the runs given the same options: after two failed runs it is open and
+    /// the third fails at once, without a request, still with a finished log.
+    @Test func serverErrorsUntilTheBreakerOpens() async throws {
+        let server = try FakeProviderServer { _ in .json(503, #"{"error":{"message":"overloaded"}}"#) }
+        defer { server.stop() }
+        let options = RunHarness.fastOptions
+        let attempts = options.retry.maxAttempts
+        for run in 1...3 {
+            let (h, summary) = try await self.run(server, options: options)
+            let records = try await h.checkEnded(summary, .providerFailed)
+            let failed = try #require(modelResponses(records).last)
+            if run < 3 {
+                #expect(server.received.count == run * attempts)
+                #expect(failed.data["error_kind"]?.stringValue != "circuitOpen")
+            } else {
+                #expect(server.received.count == 2 * attempts, "a request went out through an open breaker")
+                #expect(failed.data["error_kind"]?.stringValue == "circuitOpen", "\(failed.data)")
+                #expect(summary.message.contains("circuit breaker open"), "\(summary.message)")
+            }
+        }
+    }
+
     @Test func streamCutOnEveryAttempt() async throws {
         let text = AgentRunTests.happyTurns(.openai)[0]
         let server = try FakeProviderServer { _ in

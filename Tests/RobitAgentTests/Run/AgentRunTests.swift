@@ -100,7 +100,9 @@ enum Flavor: String, CaseIterable, Sendable {
         let firstText = RunHarness.text(responses.first?.data["text"], auditPath: summary.auditPath)
         #expect(firstText == "Let me look — café ✓")
         let steps = try h.store.steps(run: summary.run)
-        #expect(steps.map(\.inputTokens) == [100, 200, 300] && steps.map(\.toolCalls) == [2, 2, 0])
+        #expect(steps.map(\.inputTokens) == [100, 200, 300], "run store steps hold each step's tokens")
+        #expect(steps.map(\.outputTokens) == [10, 20, 30] && steps.map(\.toolCalls) == [2, 2, 0])
+        if let expectedCost { #expect(steps.compactMap(\.costMicroUSD).reduce(0, +) == expectedCost && steps.allSatisfy { $0.costMicroUSD != nil }) }
         #expect(h.outsideEntries.isEmpty)
     }
 

@@ -9,11 +9,14 @@ import Testing
 /// shell project, a task file, and HOME/XDG_STATE_HOME of its own (runs, audit logs, run store).
 final class RunHarness: @unchecked Sendable {
     static let secret = "sk-run-SECRET-7f3a9c0e11d2b4a6"
-    /// Retries and the breaker cut short, so failure scenarios take milliseconds, not minutes.
-    static let fastOptions = HTTPProviderOptions(
+    /// Retries and the breaker cut short, so failure scenarios take milliseconds, not minutes. A new
+    /// breaker each time: one is shared by every run given the same options.
+    static var fastOptions: HTTPProviderOptions {
+        HTTPProviderOptions(
         limits: HTTPLimits(connectTimeout: .seconds(5), idleTimeout: .seconds(20), totalTimeout: .seconds(60)),
         retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(50), jitter: 0, maxRetryAfter: .seconds(5)),
         breaker: CircuitBreaker(.init(failureThreshold: 2, cooldown: .seconds(60))))
+    }
 
     /// The project: `add.sh` subtracts; `test.sh` fails until it adds.
     static let files: [String: String] = [
