@@ -146,6 +146,55 @@ enum RobitCLI {
         #expect(patch.contains("resumed.txt") && patch.contains("started.txt") && !patch.contains("slept.txt"), "\(patch)")
     }
 
+    /// SIGINT while the model is slow to answer: exit 130 at once, not when the model finishes; the
+    /// resumed run asks the model again and ends with exit 0.
+    @Test func interruptDuringASlowModelThenResume() async throws {
+        try ToolTestEnv.require(.crun)
+        let h = try RunHarness()
+        let server = try FakeProviderServer { n in
+            if n == 0 {
+                var r = FakeProviderServer.Response.sse(ProviderWire.openAI(text: "never finished", input: 10, output: 1), split: 20)
+                r.stallAfter = 1
+                r.stall = .seconds(60)
+                return r
+            }
+            return .sse(ProviderWire.openAI(text: "Answered after the resume.", input: 20, output: 2))
+        }
+        defer { server.stop() }
+        try h.writeTask(baseURL: Flavor.openai.baseURL(server))
+        let first = try RobitCLI.Running(["run", h.taskPath], environment: h.environment)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while server.received.isEmpty, ContinuousClock.now < deadline, first.process.isRunning {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(server.received.count == 1, "stderr: \(first.stderr)")
+        try await Task.sleep(for: .milliseconds(500))
+        let interruptedAt = ContinuousClock.now
+        kill(first.process.processIdentifier, SIGINT)
+        #expect(await first.wait(timeout: .seconds(60)) == 130, "stderr: \(first.stderr)")
+        #expect(ContinuousClock.now - interruptedAt < .seconds(10), "robit waited for the model after SIGINT")
+
+        let row = try #require(try h.store.list().first)
+        #expect(row.status == RunStatus.interrupted.rawValue && row.exitCode == 130 && row.steps == 0)
+        let verdict = AuditVerifier.verify(path: row.auditPath)
+        #expect(verdict.ok && verdict.finished, "\(verdict.failure.map(\.description) ?? "not finished")")
+        let records = try RunHarness.records(row.auditPath)
+        #expect(records.last { $0.type == "model.response" }?.data["error"]?.stringValue == "interrupted")
+        try await RunHarness.checkNoContainers(records, runtime: .crun)
+
+        let second = try RobitCLI.Running(["resume", row.id], environment: h.environment)
+        #expect(await second.wait() == 0, "stderr: \(second.stderr)")
+        #expect(second.stdout.contains("Answered after the resume."))
+        let after = AuditVerifier.verify(path: row.auditPath)
+        #expect(after.ok && after.finished, "\(after.failure.map(\.description) ?? "not finished")")
+        let all = try RunHarness.records(row.auditPath)
+        #expect(all.filter { $0.type == "resumed" }.count == 1)
+        try await RunHarness.checkNoContainers(all, runtime: .crun)
+        let done = try #require(try h.store.get(row.id))
+        #expect(done.status == RunStatus.done.rawValue && done.steps == 1 && done.head == after.head)
+        #expect(server.received.count == 2)
+    }
+
     /// `--json`: one JSON object on stdout with the run's summary; exit 0.
     @Test func jsonSummary() async throws {
         try ToolTestEnv.require(.crun)
