@@ -142,6 +142,7 @@ enum RobitCLI {
         let done = try #require(try h.store.get(run))
         #expect(done.status == RunStatus.done.rawValue && done.exitCode == 0 && done.steps == 3)
         #expect(done.inputTokens == 600 && done.head == after.head)
+        #expect(try h.store.steps(run: run).map(\.inputTokens) == [100, 200, 300], "each step's own tokens, across the resume")
         let patch = try String(contentsOfFile: try #require(done.patchPath), encoding: .utf8)
         #expect(patch.contains("resumed.txt") && patch.contains("started.txt") && !patch.contains("slept.txt"), "\(patch)")
     }
