@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),
-        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI"], swiftSettings: strict),
+        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
         .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
+import Synchronization
 
 /// What `robit run` was asked to do.
 public struct RunRequest: Sendable {
@@ -13,10 +14,12 @@ public struct RunRequest: Sendable {
     public var fsync: AuditFsync
     public var robitVersion: String
     public var environment: [String: String]
+    /// Timeouts, retries and circuit breaker of an HTTP provider; nil = `HTTPProviderOptions()`.
+    public var providerOptions: HTTPProviderOptions?
 
     public init(taskPath: String, workspace: String? = nil, runtime: RuntimeKind? = nil, model: String? = nil, auditDirectory: String? = nil,
                 signingKey: String? = nil, fsync: AuditFsync = .checkpoint, robitVersion: String,
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, providerOptions: HTTPProviderOptions? = nil) {
         self.taskPath = taskPath
         self.workspace = workspace
         self.runtime = runtime
@@ -26,6 +29,7 @@ public struct RunRequest: Sendable {
         self.fsync = fsync
         self.robitVersion = robitVersion
         self.environment = environment
+        self.providerOptions = providerOptions
     }
 }
 
@@ -159,7 +163,10 @@ public enum AgentRun {
             if let value = request.environment[name], !value.isEmpty { secrets.append((name, value)) }
         }
         let provider: any ModelProvider
-        do { provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory) } catch {
+        do {
+            provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory,
+                                        options: request.providerOptions ?? HTTPProviderOptions())
+        } catch {
             throw RunSetupError(exitCode: 2, message: error.message)
         }
         let prices = try PriceTable.load(environment: request.environment)
@@ -230,6 +237,8 @@ public enum AgentRun {
         var outcome: LoopOutcome
         var usage = history?.usage ?? RunUsage()
         let createStart = clock.now
+        // The loop reports run totals; the run store's step rows hold what each step used.
+        let totalsBefore = Mutex(usage)
         var sandbox: Sandbox?
         do {
             let box = try await Sandbox.create(options, id: history == nil ? id : Sandbox.newID())
@@ -240,8 +249,11 @@ public enum AgentRun {
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
                                      if case .modelAnswer(let step, let calls, let u) = event {
-                                         try? store?.recordStep(run: id, step: step, toolCalls: calls, usage: Usage(inputTokens: u.inputTokens, outputTokens: u.outputTokens),
-                                                                cost: u.costMicroUSD, status: "ok")
+                                         let before = totalsBefore.withLock { before in defer { before = u }; return before }
+                                         let cost = u.costMicroUSD.flatMap { total in before.costMicroUSD.map { total - $0 } }
+                                         try? store?.recordStep(run: id, step: step, toolCalls: calls,
+                                                                usage: Usage(inputTokens: u.inputTokens - before.inputTokens, outputTokens: u.outputTokens - before.outputTokens),
+                                                                cost: cost, status: "ok")
                                      }
                                      events(event)
                                  })
@@ -318,7 +330,8 @@ public enum AgentRun {
 
     /// The provider a task names; `replay` reads a JSONL script or, given an audit log (a run directory or
     /// audit.jsonl), the model answers recorded in it.
-    static func makeProvider(_ task: TaskFile, environment: [String: String], baseDirectory: String) throws(ProviderError) -> any ModelProvider {
+    static func makeProvider(_ task: TaskFile, environment: [String: String], baseDirectory: String,
+                             options: HTTPProviderOptions = HTTPProviderOptions()) throws(ProviderError) -> any ModelProvider {
         if task.model.provider == .replay, let script = task.model.script {
             let path = script.hasPrefix("/") ? script : baseDirectory + "/" + script
             var isDirectory: ObjCBool = false
@@ -332,6 +345,6 @@ public enum AgentRun {
                 }
             }
         }
-        return try ProviderFactory.make(model: task.model, environment: environment, baseDirectory: baseDirectory)
+        return try ProviderFactory.make(model: task.model, environment: environment, baseDirectory: baseDirectory, options: options)
     }
 }
