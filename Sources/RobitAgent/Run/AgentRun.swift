@@ -324,7 +324,9 @@ public enum AgentRun {
             try? FileManager.default.removeItem(atPath: runWorkspace.work)
             try? FileManager.default.removeItem(atPath: runWorkspace.base)
         }
-        return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: outcome.message, finalText: outcome.finalText,
+        // The final answer goes to stdout and --json: no secret in it either.
+        let finalText = outcome.finalText.map { tools.redactor.redact($0) }
+        return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: tools.redactor.redact(outcome.message), finalText: finalText,
                           usage: usage, auditPath: log.path, head: head, patchPath: patchPath, elapsed: clock.now - began)
     }
 

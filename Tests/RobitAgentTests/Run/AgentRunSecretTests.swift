@@ -25,6 +25,8 @@ import Testing
         try h.writeTask(baseURL: Flavor.openai.baseURL(server))
         let summary = try await h.start()
         try await h.checkEnded(summary, .done)
+        // The final answer (stdout, --json) does not carry it either.
+        #expect(summary.finalText == "The key was [REDACTED:OPENAI_API_KEY].")
         // The key was really in play: sent as the credential, and echoed by the model into the sandbox.
         #expect(server.received.first?.header("Authorization") == "Bearer \(key)")
 
