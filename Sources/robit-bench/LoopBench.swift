@@ -201,12 +201,13 @@ enum LoopBench {
     static func report(_ kind: RuntimeKind, bare: Double, runs: [RunFigures]) {
         let m = SandboxBenchmark.median
         print("\n\(kind.rawValue): bare exec \(String(format: "%.2f", bare)) ms")
-        print("  steps     wall  create+destroy  per step  overhead/step  (minus fake model)  peak RSS")
+        print("  steps     wall  create+destroy  per step  overhead/step  (minus fake model)  robit exec  loop w/o exec  peak RSS")
         for r in runs {
             let perStep = (r.wallMS - r.createMS - r.destroyMS) / Double(r.steps)
             let overhead = perStep - bare
-            print(String(format: "  %5d %8.0f %15.1f %9.2f %14.2f %19.2f %7.1f MiB", r.steps, r.wallMS, r.createMS + r.destroyMS,
-                         perStep, overhead, overhead - r.serverMS / Double(r.steps), Double(r.maxRSSKiB) / 1024))
+            let exec = m(r.toolDurationMS)
+            print(String(format: "  %5d %8.0f %15.1f %9.2f %14.2f %19.2f %11.2f %14.2f %5.1f MiB", r.steps, r.wallMS, r.createMS + r.destroyMS,
+                         perStep, overhead, overhead - r.serverMS / Double(r.steps), exec, perStep - exec, Double(r.maxRSSKiB) / 1024))
         }
         if runs.count == 2 {
             let (a, b) = (runs[0], runs[1])
