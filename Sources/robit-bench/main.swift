@@ -34,6 +34,13 @@ if args.first == "audit-write", args.count == 3, let megabytes = Int(args[2]) {
                  Double(records) / seconds, Double(size) / 1e6 / seconds))
     exit(0)
 }
+if args.first == "loop" {
+    do { try await LoopBench.run(Array(args.dropFirst())) } catch {
+        FileHandle.standardError.write(Data("robit-bench loop: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 if args.first == "profile-create" {
     // Where robit's cold-start time goes, step by step (medians of 20).
     let ws = NSTemporaryDirectory() + "robit-bench-profile"

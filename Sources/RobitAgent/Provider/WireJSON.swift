@@ -28,67 +28,89 @@ indirect enum WireJSON: Sendable, Equatable {
     }
 
     var text: String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    func write(into out: inout String) {
+    /// UTF-8 into a byte buffer: a request resends the whole conversation every step, so this is
+    /// robit's hottest per-step code.
+    func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .int(let number): out += String(number)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .int(let number): out.append(contentsOf: String(number).utf8)
         case .number(let number):
             if !number.isFinite {
-                out += "null"
+                out.append(contentsOf: "null".utf8)
             } else if number == number.rounded(), abs(number) < 9_007_199_254_740_992 {
-                out += String(Int(number))
+                out.append(contentsOf: String(Int(number)).utf8)
             } else {
-                out += "\(number)"
+                out.append(contentsOf: "\(number)".utf8)
             }
         case .string(let text): WireJSON.writeString(text, into: &out)
-        case .raw(let text): out += text
+        case .raw(let text): out.append(contentsOf: text.utf8)
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 item.write(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, (key, item)) in members.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 WireJSON.writeString(key, into: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 item.write(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func writeString(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    /// A JSON string: runs of bytes that need no escape are copied whole.
+    static func writeString(_ text: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            var run = 0
+            var i = 0
+            while i < bytes.count {
+                let byte = bytes[i]
+                var escape: String?
+                var width = 1
+                switch byte {
+                case UInt8(ascii: "\""): escape = "\\\""
+                case UInt8(ascii: "\\"): escape = "\\\\"
+                case UInt8(ascii: "\n"): escape = "\\n"
+                case UInt8(ascii: "\r"): escape = "\\r"
+                case UInt8(ascii: "\t"): escape = "\\t"
+                case 0x08: escape = "\\b"
+                case 0x0C: escape = "\\f"
+                case 0xE2:  // U+2028 and U+2029 are E2 80 A8 / E2 80 A9
+                    if i + 2 < bytes.count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
+                        escape = bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                        width = 3
+                    }
+                default:
+                    if byte < 0x20 {
+                        let hex = String(byte, radix: 16)
+                        escape = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
+                }
+                if let escape {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
+                    out.append(contentsOf: escape.utf8)
+                    i += width
+                    run = i
                 } else {
-                    out.unicodeScalars.append(scalar)
+                    i += 1
                 }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<bytes.count]))
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
