@@ -39,16 +39,21 @@ public final class AuditLog: Sendable {
     private struct State {
         var fd: Int32
         var seq: Int64
-        var head: String
+        /// Hash of the last record (the log's head).
+        var hash: String
         var sinceCheckpoint: Int
         var finished: Bool
         var unsyncedBlobs: [String]
+        /// Reused line buffers.
+        var head: [UInt8] = []
+        var tail: [UInt8] = []
     }
 
     private let state: Mutex<State>
     private let actor: String
     private let options: AuditOptions
     private let redactor: Redactor
+    private let keyID: String?
 
     private init(directory: String, run: String, actor: String, options: AuditOptions, fd: Int32, seq: Int64, head: String) {
         self.directory = directory
@@ -56,13 +61,35 @@ public final class AuditLog: Sendable {
         self.actor = actor
         self.options = options
         self.redactor = Redactor(options.redactions)
-        self.state = Mutex(State(fd: fd, seq: seq, head: head, sinceCheckpoint: 0, finished: false, unsyncedBlobs: []))
+        self.keyID = options.signer?.publicKey.keyID
+        self.state = Mutex(State(fd: fd, seq: seq, hash: head, sinceCheckpoint: 0, finished: false, unsyncedBlobs: []))
     }
 
     deinit {
+        // A queued sync holds a reference to the log, so none is pending here.
         state.withLock { s in
             if s.fd >= 0 { close(s.fd) }
         }
+    }
+
+    /// Checkpoint fsyncs run here, off the writer's path (group commit): appends go on while the disk
+    /// catches up, and the end of the log waits for them.
+    private let syncQueue = DispatchQueue(label: "robit.audit.fsync")
+    private let syncState = Mutex<SyncState>(SyncState())
+
+    private struct SyncState {
+        var queued = false
+        var blobs: [String] = []
+        var error: String?
+    }
+
+    private func syncBlobs(_ blobs: [String]) {
+        guard !blobs.isEmpty else { return }
+        for blob in blobs {
+            let fd = open(blob, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { fsync(fd); close(fd) }
+        }
+        syncDirectory(directory + "/" + AuditFormat.blobDirectoryName)
     }
 
     /// `sha256:<hex>` of a user identifier: the actor field never holds the user in clear.
@@ -165,7 +192,7 @@ public final class AuditLog: Sendable {
         }
     }
 
-    public var head: String { state.withLock { $0.head } }
+    public var head: String { state.withLock { $0.hash } }
     public var lastSeq: Int64 { state.withLock { $0.seq } }
 
     /// Appends one record. `data` is redacted before it is encoded.
@@ -187,11 +214,11 @@ public final class AuditLog: Sendable {
     public func finish(_ data: AuditValue) throws(AuditError) -> String {
         let clean = redactor.redact(data)
         return try state.withLock { (s: inout State) throws(AuditError) -> String in
-            guard !s.finished else { return s.head }
+            guard !s.finished else { return s.hash }
             _ = try write("run.end", clean, into: &s)
-            try checkpoint(&s)
+            try checkpoint(&s, final: true)
             s.finished = true
-            return s.head
+            return s.hash
         }
     }
 
@@ -250,52 +277,56 @@ public final class AuditLog: Sendable {
 
     private func write(_ type: String, _ data: AuditValue, into s: inout State) throws(AuditError) -> AuditEntry {
         let seq = s.seq + 1
-        // Keys in code-point order: actor, data, hash, prev, run, seq, ts, type, v.
-        var head: [UInt8] = []
-        head.reserveCapacity(512)
-        head.append(contentsOf: #"{"actor":"#.utf8)
-        CanonicalJSON.appendString(actor, to: &head)
-        head.append(contentsOf: #","data":"#.utf8)
-        try CanonicalJSON.append(data, to: &head)
-        head.append(0x2C)
-        var tail: [UInt8] = []
-        tail.reserveCapacity(200)
-        tail.append(contentsOf: #""prev":""#.utf8)
-        tail.append(contentsOf: s.head.utf8)
-        tail.append(contentsOf: #"","run":"#.utf8)
-        CanonicalJSON.appendString(run, to: &tail)
-        tail.append(contentsOf: #","seq":"#.utf8)
-        CanonicalJSON.appendInteger(seq, to: &tail)
-        tail.append(contentsOf: #","ts":""#.utf8)
-        tail.append(contentsOf: AuditClock.now().utf8)
-        tail.append(contentsOf: #"","type":"#.utf8)
-        CanonicalJSON.appendString(type, to: &tail)
-        tail.append(contentsOf: #","v":1}"#.utf8)
+        // Keys in code-point order: actor, data, hash, prev, run, seq, ts, type, v. The line is written as
+        // three pieces (before "hash", the hash member, after it) with one writev; the hash covers the
+        // first and the last piece, i.e. the record without its hash.
+        s.head.removeAll(keepingCapacity: true)
+        s.head.append(contentsOf: #"{"actor":"#.utf8)
+        CanonicalJSON.appendString(actor, to: &s.head)
+        s.head.append(contentsOf: #","data":"#.utf8)
+        try CanonicalJSON.append(data, to: &s.head)
+        s.head.append(0x2C)
+        s.tail.removeAll(keepingCapacity: true)
+        s.tail.append(contentsOf: #""prev":""#.utf8)
+        s.tail.append(contentsOf: s.hash.utf8)
+        s.tail.append(contentsOf: #"","run":"#.utf8)
+        CanonicalJSON.appendString(run, to: &s.tail)
+        s.tail.append(contentsOf: #","seq":"#.utf8)
+        CanonicalJSON.appendInteger(seq, to: &s.tail)
+        s.tail.append(contentsOf: #","ts":""#.utf8)
+        AuditClock.appendNow(to: &s.tail)
+        s.tail.append(contentsOf: #"","type":"#.utf8)
+        CanonicalJSON.appendString(type, to: &s.tail)
+        s.tail.append(contentsOf: #","v":1}"#.utf8)
         var hasher = SHA256()
-        hasher.update(data: head)
-        hasher.update(data: tail)
+        hasher.update(data: s.head)
+        hasher.update(data: s.tail)
         let hash = Digest.hex(hasher.finalize())
-        var line = head
-        line.reserveCapacity(head.count + tail.count + 80)
-        line.append(contentsOf: #""hash":""#.utf8)
-        line.append(contentsOf: hash.utf8)
-        line.append(contentsOf: #"","#.utf8)
-        line.append(contentsOf: tail)
-        line.append(0x0A)
-        guard line.withUnsafeBytes({ writeAll(s.fd, $0) }) else {
+        s.tail.append(0x0A)
+        var member = Array(#""hash":""#.utf8)
+        member.append(contentsOf: hash.utf8)
+        member.append(contentsOf: #"","#.utf8)
+        let written = s.head.withUnsafeBytes { h in
+            member.withUnsafeBytes { m in
+                s.tail.withUnsafeBytes { t in
+                    writeAll(s.fd, [h, m, t])
+                }
+            }
+        }
+        guard written else {
             throw AuditError(.io, "cannot append to \(path): \(String(cString: strerror(errno)))")
         }
         if options.fsync == .every { fsync(s.fd) }
         s.seq = seq
-        s.head = hash
+        s.hash = hash
         return AuditEntry(seq: seq, hash: hash)
     }
 
-    private func checkpoint(_ s: inout State) throws(AuditError) {
-        var data: AuditValue = ["upto": .int(s.seq), "head": .string(s.head)]
-        if let signer = options.signer {
-            let message = Array("\(AuditFormat.signaturePrefix)\n\(run)\n\(s.seq)\n\(s.head)".utf8)
-            data.set("key_id", .string(signer.publicKey.keyID))
+    private func checkpoint(_ s: inout State, final: Bool = false) throws(AuditError) {
+        var data: AuditValue = ["upto": .int(s.seq), "head": .string(s.hash)]
+        if let signer = options.signer, let keyID {
+            let message = Array("\(AuditFormat.signaturePrefix)\n\(run)\n\(s.seq)\n\(s.hash)".utf8)
+            data.set("key_id", .string(keyID))
             data.set("sig", .string(Data(signer.sign(message)).base64EncodedString()))
         } else {
             data.set("key_id", nil)
@@ -303,24 +334,59 @@ public final class AuditLog: Sendable {
         }
         _ = try write("checkpoint", data, into: &s)
         s.sinceCheckpoint = 0
-        for blob in s.unsyncedBlobs {
-            let fd = open(blob, O_RDONLY | O_CLOEXEC)
-            if fd >= 0 { fsync(fd); close(fd) }
+        let blobs = s.unsyncedBlobs
+        s.unsyncedBlobs.removeAll()
+        let fd = s.fd
+        if final {
+            // The end: wait for any sync in flight, then sync everything now.
+            syncQueue.sync {}
+            let pending = syncState.withLock { st -> [String] in defer { st.blobs = [] }; return st.blobs }
+            syncBlobs(pending + blobs)
+            guard fsync(fd) == 0 else { throw AuditError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+            if let error = syncState.withLock({ $0.error }) { throw AuditError(.io, error) }
+            return
         }
-        if !s.unsyncedBlobs.isEmpty {
-            syncDirectory(directory + "/" + AuditFormat.blobDirectoryName)
-            s.unsyncedBlobs.removeAll()
+        let schedule = syncState.withLock { st -> Bool in
+            st.blobs.append(contentsOf: blobs)
+            if st.queued { return false }
+            st.queued = true
+            return true
         }
-        guard fsync(s.fd) == 0 else { throw AuditError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+        guard schedule else { return }
+        let path = self.path
+        syncQueue.async { [self] in
+            let pending = syncState.withLock { st -> [String] in
+                st.queued = false
+                defer { st.blobs = [] }
+                return st.blobs
+            }
+            syncBlobs(pending)
+            if fsync(fd) != 0 {
+                let message = "cannot sync \(path): \(String(cString: strerror(errno)))"
+                syncState.withLock { $0.error = message }
+            }
+        }
     }
 }
 
 private func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
-    var offset = 0
-    while offset < buffer.count {
-        let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+    writeAll(fd, [buffer])
+}
+
+/// Writes the pieces with writev (one append on a regular file opened O_APPEND), finishing a short write.
+private func writeAll(_ fd: Int32, _ pieces: [UnsafeRawBufferPointer]) -> Bool {
+    var vectors = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+    var index = 0
+    while index < vectors.count {
+        let n = vectors.withUnsafeMutableBufferPointer { v in writev(fd, v.baseAddress! + index, Int32(v.count - index)) }
         if n < 0 { if errno == EINTR { continue }; return false }
-        offset += n
+        if n == 0 { return false }
+        var left = n
+        while index < vectors.count && left >= vectors[index].iov_len { left -= vectors[index].iov_len; index += 1 }
+        if index < vectors.count && left > 0 {
+            vectors[index].iov_base = vectors[index].iov_base.map { $0 + left }
+            vectors[index].iov_len -= left
+        }
     }
     return true
 }

@@ -40,7 +40,14 @@ public enum CanonicalJSON {
         case .object(let members):
             guard depth < maxDepth else { throw AuditError(.invalidValue, "record nests deeper than \(maxDepth) levels") }
             out.append(0x7B)
-            let sorted = members.count < 2 ? members : members.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+            var isSorted = true
+            if members.count > 1 {
+                for i in 1..<members.count where !members[i - 1].0.utf8.lexicographicallyPrecedes(members[i].0.utf8) {
+                    isSorted = false
+                    break
+                }
+            }
+            let sorted = isSorted ? members : members.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
             for i in sorted.indices {
                 if i > 0 {
                     if sorted[i - 1].0.utf8.elementsEqual(sorted[i].0.utf8) {
