@@ -163,6 +163,18 @@ int robit_net_delete_link(const char *name) {
     return rc;
 }
 
+int robit_net_set_link_down(const char *name) {
+    int fd = nl_open();
+    if (fd < 0) return errno;
+    struct nlreq r;
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_change = IFF_UP};
+    nl_begin(&r, RTM_NEWLINK, 0, &ifi, sizeof ifi);
+    nl_put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    int rc = nl_talk(fd, &r, NULL);
+    close(fd);
+    return rc;
+}
+
 // ---- the namespace ----
 
 struct ns_job {

@@ -30,6 +30,25 @@ public enum KernelNetwork {
         return true
     }
 
+    /// Sets the link `name` of the host's namespace down; a veth pair with an end down passes nothing. False when there is none.
+    @discardableResult
+    public static func setLinkDown(_ name: String) throws(SandboxError) -> Bool {
+        let rc = robit_net_set_link_down(name)
+        if rc == ENODEV { return false }
+        guard rc == 0 else { throw SandboxError(.hostNotReady, "cannot set link \(name) down: \(String(cString: strerror(rc)))") }
+        return true
+    }
+
+    /// Runs blocking kernel calls on a thread of their own, off the cooperative pool: their waits
+    /// (RCU grace periods, tens of ms) then overlap with each other and with the runtime's.
+    static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
     /// Unmounts and removes the namespace file at `path`; the namespace ends with its last process. False when there was none.
     @discardableResult
     public static func removeNamespace(_ path: String) throws(SandboxError) -> Bool {

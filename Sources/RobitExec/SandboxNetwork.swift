@@ -106,18 +106,38 @@ public final class SandboxNetwork: Sendable {
         let hasLink = FileManager.default.fileExists(atPath: "/sys/class/net/\(dev)")
         guard !leases.isEmpty || hasNamespace || hasLink else { return [] }
         var problems: [String] = []
-        if hasLink {
-            do { try KernelNetwork.deleteLink(dev) } catch { problems.append("veth \(dev) is left: \(error.message)") }
+        // Down first (at once: from then on the sandbox reaches nothing), then the link's removal and the
+        // table's in parallel: each waits for the kernel's grace periods. The table goes only when the
+        // link passes nothing, so a sandbox that still runs never has the link without the filter.
+        let down = hasLink ? (try? KernelNetwork.setLinkDown(dev)) != nil : true
+        let deleteTable: @Sendable () -> String? = {
+            do throws(NftError) {
+                _ = try KernelNetwork.nft("delete table inet \(table)")
+                return nil
+            } catch where error.isNotFound {
+                return nil
+            } catch {
+                return "nft table inet \(table) is left: \(error)"
+            }
         }
+        let tableNow = down
+        async let linkLeft: String? = hasLink ? KernelNetwork.offThread { () -> String? in
+            do throws(SandboxError) { try KernelNetwork.deleteLink(dev); return nil } catch { return "veth \(dev) is left: \(error.message)" }
+        } : nil
+        async let tableLeft: String? = tableNow ? KernelNetwork.offThread(deleteTable) : nil
         if hasNamespace {
-            // The sandbox's end of the veth lives in the namespace: it would go with it, once the sandbox's processes are gone.
+            // The sandbox's end of the veth lives in the namespace; the namespace ends with the sandbox's last process.
             do { try KernelNetwork.removeNamespace(namespacePath(id: id)) } catch { problems.append("network namespace \(id) is left: \(error.message)") }
         }
-        do {
-            _ = try KernelNetwork.nft("delete table inet \(table)")
-        } catch where !error.isNotFound {
-            problems.append("nft table inet \(table) is left: \(error)")
-        } catch {}
+        let link = await linkLeft
+        if let link { problems.append(link) }
+        if tableNow {
+            if let left = await tableLeft { problems.append(left) }
+        } else if link == nil {
+            if let left = deleteTable() { problems.append(left) }
+        } else {
+            problems.append("nft table inet \(table) is kept while the sandbox's link is there")
+        }
         // The link is free again only when nothing else of the sandbox is left.
         if problems.isEmpty {
             for entry in leases { if let lease = entry.lease { pool.release(lease) } }

@@ -35,6 +35,10 @@ int robit_net_create(const char *ns_path, const char *host_if, uint32_t host_add
 /// 0, ENODEV when there is no such link, or an errno.
 int robit_net_delete_link(const char *name);
 
+/// Sets link `name` of the calling thread's namespace down: a veth whose end is down passes nothing.
+/// 0, ENODEV when there is no such link, or an errno.
+int robit_net_set_link_down(const char *name);
+
 /// Detaches the namespace bind mount `ns_path` and removes the file. 0, ENOENT when there is none, or an errno.
 int robit_net_remove_namespace(const char *ns_path);
 
