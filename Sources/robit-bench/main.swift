@@ -96,8 +96,9 @@ if args.first == "net" {
             }
         }
         let m = SandboxBenchmark.median
-        print(String(format: "%@: cold start %.1f ms (create+destroy %.1f ms); with egress %.1f ms (%.1f ms): added %.1f ms per run (target <= 30 ms)",
-                     kind.rawValue, m(plainCreate), m(plain), m(egressCreate), m(egress), m(egress) - m(plain)))
+        print(String(format: "%@: cold start %.1f ms (create+destroy %.1f ms); with egress %.1f ms (%.1f ms): added %.1f ms per run (target <= 30 ms); create %+.1f ms, destroy %+.1f ms",
+                     kind.rawValue, m(plainCreate), m(plain), m(egressCreate), m(egress), m(egress) - m(plain),
+                     m(egressCreate) - m(plainCreate), m(zip(egress, egressCreate).map { $0 - $1 }) - m(zip(plain, plainCreate).map { $0 - $1 })))
     }
     // robit's own part, without a runtime: the kernel calls of setup and teardown, one by one.
     var steps: [[Double]] = Array(repeating: [], count: 5)
