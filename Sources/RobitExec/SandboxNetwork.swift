@@ -148,7 +148,7 @@ public final class SandboxNetwork: Sendable {
 
 extension SandboxNetwork {
     /// Networks of robits that are gone: leases whose owner process has ended, and (with
-    /// `includeUnleased`, which runs `nft`) namespaces, veths and nft tables named like robit's
+    /// `includeUnleased`, which lists nft tables) namespaces, veths and nft tables named like robit's
     /// that no lease claims. A lease is taken before anything of a network is made and released
     /// after everything is removed, so neither of these can belong to a live robit.
     static func sweep(remove: Bool, skipping handled: Set<String>, includeUnleased: Bool, pool: AddressPool = AddressPool()) async -> [Leftover] {
