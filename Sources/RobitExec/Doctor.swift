@@ -87,15 +87,14 @@ public enum Doctor {
                 fix: dir.hasSuffix("/hugetlb") ? "mount -t cgroup -o hugetlb cgroup \(dir)" : "rmdir \(dir) (when empty)")
         }
 
-        for (tool, package) in [("nft", "nftables"), ("ip", "iproute2")] {
-            let candidates: [String] = Runtime.searchPath.map { dir in dir + "/" + tool }
-            if let path = candidates.first(where: { access($0, X_OK) == 0 }) {
-                let r = try? await ChildProcess(executable: path, arguments: tool == "nft" ? ["--version"] : ["-V"], outputLimit: 4096,
-                                                timeout: .seconds(10), interruptible: false).run()
-                add(.ok, tool, "\(path): \(r?.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")")
-            } else {
-                add(.warn, tool, "not installed (needed for network egress allowlists)", fix: "apt-get install -y \(package)")
-            }
+        // Egress allowlists: namespaces and veths over rtnetlink, the nft table through libnftables.
+        do {
+            _ = try KernelNetwork.nft("list tables")
+            add(.ok, "libnftables", "loaded")
+        } catch where error.libraryMissing {
+            add(.warn, "libnftables", "\(error.message) (needed for network egress allowlists)", fix: "apt-get install -y nftables")
+        } catch {
+            add(.ok, "libnftables", "loaded (\(error.message))")
         }
 
         let maxUserNS = (try? String(contentsOfFile: "/proc/sys/user/max_user_namespaces", encoding: .utf8))?

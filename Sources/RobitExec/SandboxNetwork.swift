@@ -35,13 +35,12 @@ public final class SandboxNetwork: Sendable {
     /// is removed again: there is never a sandbox with more network than asked.
     static func setUp(id: String, egress: [Egress], workDirectory: String, pool: AddressPool = AddressPool()) async throws(SandboxError) -> SandboxNetwork {
         let (resolved, hosts) = try EgressResolver.resolve(egress)
-        let tools = try NetworkTools.locate()
         let lease = try pool.acquire(id: id)
         let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
                                     sandboxAddress: lease.sandboxAddress, allowed: resolved)
         let network = SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
         do {
-            try network.configure(tools: tools, workDirectory: workDirectory)
+            try network.configure(workDirectory: workDirectory)
         } catch {
             _ = await tearDown(id: id, pool: pool)
             throw error
@@ -49,73 +48,24 @@ public final class SandboxNetwork: Sendable {
         return network
     }
 
-    private func configure(tools: NetworkTools, workDirectory: String) throws(SandboxError) {
-        let dev = ruleset.hostInterface
-        let prefix = AddressPool.Lease.prefixLength
-        let rulesFile = workDirectory + "/egress.nft"
-        let hostBatch = workDirectory + "/net-host.ip"
-        let nsBatch = workDirectory + "/net-ns.ip"
+    /// The nft table first (it names the interface, not its index, so it holds before the link
+    /// exists), then namespace, veth, addresses and route over rtnetlink: no process is started.
+    private func configure(workDirectory: String) throws(SandboxError) {
+        let rulesFile = workDirectory + "/" + Sandbox.rulesetFileName
         do {
             try OCIBundle.write(Data(ruleset.text.utf8), to: rulesFile, mode: 0o600)
-            try OCIBundle.write(Data("""
-                netns add \(id)
-                link add \(dev) type veth peer name eth0 netns \(id)
-                addr add \(lease.hostAddress)/\(prefix) dev \(dev)
-                link set \(dev) up
-
-                """.utf8), to: hostBatch, mode: 0o600)
-            try OCIBundle.write(Data("""
-                link set lo up
-                addr add \(lease.sandboxAddress)/\(prefix) dev eth0
-                link set eth0 up
-                route add default via \(lease.hostAddress)
-
-                """.utf8), to: nsBatch, mode: 0o600)
         } catch {
-            throw SandboxError(.createFailed, "cannot write the network setup files in \(workDirectory): \(error.localizedDescription)")
-        }
-        defer {
-            unlink(hostBatch)
-            unlink(nsBatch)
+            throw SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
         }
         try Self.enableForwarding()
-        // The table names the interface, not its index: it can be loaded while the link is made.
-        let nft = ChildProcess(executable: tools.nft, arguments: ["-f", rulesFile], outputLimit: 1 << 16, timeout: .seconds(30), interruptible: false)
-        let nftResult = Mutex<Result<ChildProcess.Result, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let r = Result { try nft.runBlocking() }
-            nftResult.withLock { $0 = r }
-            done.signal()
-        }.start()
-        func ip(_ args: [String]) throws(SandboxError) {
-            let r: ChildProcess.Result
-            do {
-                r = try ChildProcess(executable: tools.ip, arguments: args, outputLimit: 1 << 16, timeout: .seconds(30), interruptible: false).runBlocking()
-            } catch {
-                done.wait()
-                throw SandboxError(.hostNotReady, "cannot run ip: \(error)")
-            }
-            guard r.status == .exited(0) else {
-                done.wait()
-                throw SandboxError(.hostNotReady, "could not set up the sandbox's network (ip \(args.joined(separator: " "))): \(r.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines)); egress allowlists need veth, network namespace and nftables support")
-            }
+        do {
+            _ = try KernelNetwork.nft(ruleset.text)
+        } catch {
+            throw SandboxError(.hostNotReady, error.libraryMissing ? error.description
+                : "nft could not load the sandbox's egress ruleset (\(rulesFile)): \(error.message); the kernel needs nf_tables with inet nat and dynamic sets")
         }
-        try ip(["-batch", hostBatch])
-        // No IPv6 on the host's end: nothing of the host answers the sandbox there.
-        _ = try? OCIBundle.write(Data("1".utf8), to: "/proc/sys/net/ipv6/conf/\(dev)/disable_ipv6", mode: 0o644)
-        try ip(["-n", id, "-batch", nsBatch])
-        done.wait()
-        switch nftResult.withLock({ $0 }) {
-        case .success(let r) where r.status == .exited(0):
-            return
-        case .success(let r):
-            throw SandboxError(.hostNotReady, "nft could not load the sandbox's egress ruleset (\(r.status)): \(r.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines)); the kernel needs nf_tables with inet nat and dynamic sets")
-        case .failure(let error):
-            throw SandboxError(.hostNotReady, "cannot run nft: \(error)")
-        case nil:
-            throw SandboxError(.hostNotReady, "nft did not run")
-        }
+        try KernelNetwork.create(namespacePath: namespacePath, hostInterface: ruleset.hostInterface, hostAddress: lease.hostAddress,
+                                 sandboxAddress: lease.sandboxAddress, prefixLength: AddressPool.Lease.prefixLength)
     }
 
     /// IPv4 forwarding, without which nothing leaves the namespace. robit turns it on and never off:
@@ -132,11 +82,8 @@ public final class SandboxNetwork: Sendable {
 
     /// Denied attempts per destination since the previous call (since setup for the first).
     public func deniedSinceLastRead() async -> [DeniedDestination] {
-        guard let tools = try? NetworkTools.locate(),
-              let r = try? await ChildProcess(executable: tools.nft, arguments: ["-j", "list", "table", "inet", ruleset.table],
-                                              outputLimit: 8 << 20, timeout: .seconds(20), interruptible: false).run(),
-              r.status == .exited(0) else { return [] }
-        let current = DeniedDestination.parse(nftJSON: r.stdout.data)
+        guard let json = try? KernelNetwork.nft("list table inet \(ruleset.table)", json: true) else { return [] }
+        let current = DeniedDestination.parse(nftJSON: Data(json.utf8))
         return lastDenied.withLock { last in
             var delta: [DeniedDestination] = []
             for (key, packets) in current.sorted(by: { $0.key < $1.key }) {
@@ -148,37 +95,48 @@ public final class SandboxNetwork: Sendable {
         }
     }
 
-    /// Removes the nft table, the namespace, the veth pair and the lease of sandbox `id`, whatever
-    /// of them exists. Cheap (no process started) when the sandbox had no network. Returns what is left.
+    /// Removes the veth pair, the nft table, the namespace and the lease of sandbox `id`, whatever
+    /// of them exists, without starting a process. The link goes first: from then on the sandbox
+    /// reaches nothing, whatever else is still there. Returns what is left.
     static func tearDown(id: String, pool: AddressPool = AddressPool()) async -> [String] {
         let dev = EgressRuleset.hostInterfaceName(id: id)
+        let table = EgressRuleset.tableName(id: id)
         let leases = pool.leases().filter { $0.lease?.id == id }
         let hasNamespace = FileManager.default.fileExists(atPath: namespacePath(id: id))
         let hasLink = FileManager.default.fileExists(atPath: "/sys/class/net/\(dev)")
         guard !leases.isEmpty || hasNamespace || hasLink else { return [] }
         var problems: [String] = []
-        guard let tools = try? NetworkTools.locate() else {
-            return ["ip or nft is missing: cannot remove the network of \(id)"]
+        // Down first (at once: from then on the sandbox reaches nothing), then the link's removal and the
+        // table's in parallel: each waits for the kernel's grace periods. The table goes only when the
+        // link passes nothing, so a sandbox that still runs never has the link without the filter.
+        let down = hasLink ? (try? KernelNetwork.setLinkDown(dev)) != nil : true
+        let deleteTable: @Sendable () -> String? = {
+            do throws(NftError) {
+                _ = try KernelNetwork.nft("delete table inet \(table)")
+                return nil
+            } catch where error.isNotFound {
+                return nil
+            } catch {
+                return "nft table inet \(table) is left: \(error)"
+            }
         }
-        func run(_ tool: String, _ args: [String]) async -> ChildProcess.Result? {
-            try? await ChildProcess(executable: tool, arguments: args, outputLimit: 1 << 16, timeout: .seconds(30), interruptible: false).run()
-        }
-        async let table = run(tools.nft, ["delete", "table", "inet", EgressRuleset.tableName(id: id)])
+        let tableNow = down
+        async let linkLeft: String? = hasLink ? KernelNetwork.offThread { () -> String? in
+            do throws(SandboxError) { try KernelNetwork.deleteLink(dev); return nil } catch { return "veth \(dev) is left: \(error.message)" }
+        } : nil
+        async let tableLeft: String? = tableNow ? KernelNetwork.offThread(deleteTable) : nil
         if hasNamespace {
-            // The sandbox's end of the veth lives in the namespace: the pair goes with it.
-            let r = await run(tools.ip, ["netns", "delete", id])
-            if FileManager.default.fileExists(atPath: namespacePath(id: id)) {
-                problems.append("network namespace \(id) is left: \(r?.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? "ip did not run")")
-            }
+            // The sandbox's end of the veth lives in the namespace; the namespace ends with the sandbox's last process.
+            do { try KernelNetwork.removeNamespace(namespacePath(id: id)) } catch { problems.append("network namespace \(id) is left: \(error.message)") }
         }
-        if FileManager.default.fileExists(atPath: "/sys/class/net/\(dev)") {
-            let r = await run(tools.ip, ["link", "delete", dev])
-            if r?.status != .exited(0), FileManager.default.fileExists(atPath: "/sys/class/net/\(dev)") {
-                problems.append("veth \(dev) is left: \(r?.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? "ip did not run")")
-            }
-        }
-        if let r = await table, r.status != .exited(0), !r.stderr.text.contains("No such file or directory") {
-            problems.append("nft table inet \(EgressRuleset.tableName(id: id)) is left: \(r.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        let link = await linkLeft
+        if let link { problems.append(link) }
+        if tableNow {
+            if let left = await tableLeft { problems.append(left) }
+        } else if link == nil {
+            if let left = deleteTable() { problems.append(left) }
+        } else {
+            problems.append("nft table inet \(table) is kept while the sandbox's link is there")
         }
         // The link is free again only when nothing else of the sandbox is left.
         if problems.isEmpty {
@@ -188,23 +146,9 @@ public final class SandboxNetwork: Sendable {
     }
 }
 
-/// Where `ip` and `nft` are.
-struct NetworkTools {
-    var ip: String
-    var nft: String
-
-    static func locate() throws(SandboxError) -> NetworkTools {
-        func find(_ tool: String, _ package: String) throws(SandboxError) -> String {
-            for dir in Runtime.searchPath where access("\(dir)/\(tool)", X_OK) == 0 { return "\(dir)/\(tool)" }
-            throw SandboxError(.hostNotReady, "\(tool) is not installed, and a sandbox with an egress allowlist needs it; run `apt-get install \(package)` (or remove sandbox.network.egress)")
-        }
-        return NetworkTools(ip: try find("ip", "iproute2"), nft: try find("nft", "nftables"))
-    }
-}
-
 extension SandboxNetwork {
     /// Networks of robits that are gone: leases whose owner process has ended, and (with
-    /// `includeUnleased`, which runs `nft`) namespaces, veths and nft tables named like robit's
+    /// `includeUnleased`, which lists nft tables) namespaces, veths and nft tables named like robit's
     /// that no lease claims. A lease is taken before anything of a network is made and released
     /// after everything is removed, so neither of these can belong to a live robit.
     static func sweep(remove: Bool, skipping handled: Set<String>, includeUnleased: Bool, pool: AddressPool = AddressPool()) async -> [Leftover] {
@@ -230,14 +174,10 @@ extension SandboxNetwork {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? [] where name.hasPrefix("rb") && isHex(name.dropFirst(2)) {
             ids.insert("robit-" + name.dropFirst(2))
         }
-        if let tools = try? NetworkTools.locate(),
-           let r = try? await ChildProcess(executable: tools.nft, arguments: ["list", "tables"], outputLimit: 1 << 20, timeout: .seconds(20),
-                                           interruptible: false).run() {
-            for line in r.stdout.text.split(separator: "\n") {
-                let parts = line.split(separator: " ")
-                guard parts.count == 3, parts[1] == "inet", parts[2].hasPrefix("robit_"), isHex(parts[2].dropFirst(6)) else { continue }
-                ids.insert("robit-" + parts[2].dropFirst(6))
-            }
+        for line in ((try? KernelNetwork.nft("list tables")) ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[1] == "inet", parts[2].hasPrefix("robit_"), isHex(parts[2].dropFirst(6)) else { continue }
+            ids.insert("robit-" + parts[2].dropFirst(6))
         }
         for id in ids.sorted() where !leased.contains(id) && !handled.contains(id) {
             var item = Leftover(id: id, runtime: nil, kind: "network without a lease", removed: false, detail: "not removed")
@@ -254,12 +194,12 @@ extension SandboxNetwork {
     /// Like `tearDown`, for a network with no lease: the nft table is deleted whether or not there is anything else.
     static func tearDownUnleased(id: String) async -> [String] {
         var problems = await tearDown(id: id)
-        if let tools = try? NetworkTools.locate(),
-           let r = try? await ChildProcess(executable: tools.nft, arguments: ["delete", "table", "inet", EgressRuleset.tableName(id: id)],
-                                           outputLimit: 1 << 16, timeout: .seconds(20), interruptible: false).run(),
-           r.status != .exited(0), !r.stderr.text.contains("No such file or directory") {
-            problems.append("nft table inet \(EgressRuleset.tableName(id: id)) is left: \(r.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines))")
-        }
+        let table = EgressRuleset.tableName(id: id)
+        do {
+            _ = try KernelNetwork.nft("delete table inet \(table)")
+        } catch where !error.isNotFound {
+            problems.append("nft table inet \(table) is left: \(error)")
+        } catch {}
         return problems
     }
 

@@ -151,12 +151,15 @@ public enum Janitor {
     /// Removes the container (under each candidate runtime), its cgroups, any mounts below its state
     /// directory, and the directory. Returns what could not be removed.
     static func teardown(id: String, runtimes: [RuntimeKind], state: SandboxState) async -> [String] {
+        // The network goes while the runtime deletes the container: its first step removes the veth,
+        // which cuts the sandbox off, and the kernel's waits for that and for the nft table overlap the runtime's.
+        async let network = SandboxNetwork.tearDown(id: id)
         var problems: [String] = []
         for kind in runtimes {
             guard let runtime = try? Runtime.locate(kind) else { continue }
             if let problem = await removeContainer(id: id, runtime: runtime) { problems.append(problem) }
         }
-        problems += await SandboxNetwork.tearDown(id: id)
+        problems += await network
         let left = CgroupMounts.current().remove(path: "/robit/\(id)")
         if !left.isEmpty { problems.append("cgroups left: \(left.joined(separator: ", "))") }
         let dir = state.directory(for: id)

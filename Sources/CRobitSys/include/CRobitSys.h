@@ -20,3 +20,30 @@ int robit_pipe2(int fds[2], int flags);
 
 /// write(2) that never raises SIGPIPE in the process: a reader that went away is EPIPE (-1, errno set).
 ssize_t robit_write_nosigpipe(int fd, const void *buf, size_t len);
+
+#include <stdint.h>
+
+/// Creates a network namespace bound at `ns_path` (its directory made a shared mount, as iproute2
+/// does) and, over rtnetlink, a veth pair `host_if` (host) / `eth0` (in the namespace), `host_addr`
+/// and `sandbox_addr` (IPv4, network byte order) with `prefix` on each end, loopback and both ends
+/// up, and a default route via `host_addr` in the namespace. No process is started. The host end's
+/// IPv6 is disabled before it goes up. Returns 0, or an errno with `*step` naming what failed
+/// (a static string). Whatever was made before a failure is left for the caller's teardown.
+int robit_net_create(const char *ns_path, const char *host_if, uint32_t host_addr, uint32_t sandbox_addr, int prefix, const char **step);
+
+/// Deletes link `name` of the calling thread's namespace (a veth takes its peer with it).
+/// 0, ENODEV when there is no such link, or an errno.
+int robit_net_delete_link(const char *name);
+
+/// Sets link `name` of the calling thread's namespace down: a veth whose end is down passes nothing.
+/// 0, ENODEV when there is no such link, or an errno.
+int robit_net_set_link_down(const char *name);
+
+/// Detaches the namespace bind mount `ns_path` and removes the file. 0, ENOENT when there is none, or an errno.
+int robit_net_remove_namespace(const char *ns_path);
+
+/// Runs nft `commands` through libnftables (loaded with dlopen on first use; calls are serialized).
+/// With `json`, the output is JSON. Returns 0 (ok), 1 (nft failed; `*error` holds its message),
+/// or -1 (libnftables.so.1 cannot be loaded; `*error` says why). `*output` and `*error` are
+/// malloc'd (or NULL) and belong to the caller.
+int robit_nft_run(const char *commands, int json, char **output, char **error);
