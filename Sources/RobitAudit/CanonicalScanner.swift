@@ -88,10 +88,19 @@ struct CanonicalScanner {
         position += 1 // opening quote
         var escaped = false
         let n = bytes.count
+        guard let base = bytes.baseAddress else { throw fail("unterminated string") }
         while position < n {
-            let b = bytes[position]
+            // Fast path: plain printable ASCII, in a local loop the optimizer keeps in registers.
+            var i = position
+            while i < n {
+                let c = base[i]
+                if c < 0x20 || c >= 0x80 || c == 0x22 || c == 0x5C { break }
+                i += 1
+            }
+            position = i
+            guard position < n else { break }
+            let b = base[position]
             if b == 0x22 { position += 1; return escaped }
-            if b >= 0x20 && b < 0x80 && b != 0x5C { position += 1; continue }
             if b == 0x5C {
                 escaped = true
                 guard position + 1 < n else { throw fail("truncated escape") }
