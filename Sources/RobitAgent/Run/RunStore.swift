@@ -79,6 +79,7 @@ public final class RunStore: @unchecked Sendable {
         sqlite3_busy_timeout(db, 5000)
         try exec("""
             PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=NORMAL;
             CREATE TABLE IF NOT EXISTS runs (
               id TEXT PRIMARY KEY, task_path TEXT NOT NULL, task_name TEXT NOT NULL, workspace TEXT NOT NULL,
               run_workspace TEXT NOT NULL, audit_path TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
