@@ -40,24 +40,29 @@ public enum CanonicalJSON {
         case .object(let members):
             guard depth < maxDepth else { throw AuditError(.invalidValue, "record nests deeper than \(maxDepth) levels") }
             out.append(0x7B)
-            var isSorted = true
-            if members.count > 1 {
-                for i in 1..<members.count where !members[i - 1].0.utf8.lexicographicallyPrecedes(members[i].0.utf8) {
-                    isSorted = false
-                    break
-                }
-            }
-            let sorted = isSorted ? members : members.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
-            for i in sorted.indices {
-                if i > 0 {
-                    if sorted[i - 1].0.utf8.elementsEqual(sorted[i].0.utf8) {
-                        throw AuditError(.invalidValue, "duplicate key \"\(sorted[i].0)\" in a record")
+            // Members in code-point order of their keys: an insertion sort of indices on the stack
+            // (records have a handful of keys), no copy of the members.
+            try withUnsafeTemporaryAllocation(of: Int.self, capacity: members.count) { order throws(AuditError) in
+                for i in 0..<members.count {
+                    var j = i
+                    while j > 0 && members[i].0.utf8.lexicographicallyPrecedes(members[order[j - 1]].0.utf8) {
+                        order[j] = order[j - 1]
+                        j -= 1
                     }
-                    out.append(0x2C)
+                    order[j] = i
                 }
-                appendString(sorted[i].0, to: &out)
-                out.append(0x3A)
-                try append(sorted[i].1, to: &out, depth: depth + 1)
+                for k in 0..<members.count {
+                    let member = members[order[k]]
+                    if k > 0 {
+                        if members[order[k - 1]].0.utf8.elementsEqual(member.0.utf8) {
+                            throw AuditError(.invalidValue, "duplicate key \"\(member.0)\" in a record")
+                        }
+                        out.append(0x2C)
+                    }
+                    appendString(member.0, to: &out)
+                    out.append(0x3A)
+                    try append(member.1, to: &out, depth: depth + 1)
+                }
             }
             out.append(0x7D)
         }
