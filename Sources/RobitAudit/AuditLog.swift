@@ -47,7 +47,12 @@ public final class AuditLog: Sendable {
         /// Reused line buffers.
         var head: [UInt8] = []
         var tail: [UInt8] = []
+        /// Complete records not yet written to the file (in order); see `flush()`.
+        var pending: [UInt8] = []
     }
+
+    /// Records are written in batches of about this many bytes, and at every `flush()`, checkpoint and the end.
+    public static let flushThreshold = 64 * 1024
 
     private let state: Mutex<State>
     private let actor: String
@@ -68,8 +73,23 @@ public final class AuditLog: Sendable {
     deinit {
         // A queued sync holds a reference to the log, so none is pending here.
         state.withLock { s in
+            if !s.pending.isEmpty { _ = s.pending.withUnsafeBytes { writeAll(s.fd, $0) } }
             if s.fd >= 0 { close(s.fd) }
         }
+    }
+
+    /// Writes the records appended so far to the file (one writev, in order). Call it before anything that
+    /// may block for long or crash (a model call, running tools), so those records survive a SIGKILL.
+    public func flush() throws(AuditError) {
+        try state.withLock { (s: inout State) throws(AuditError) in try flush(&s) }
+    }
+
+    private func flush(_ s: inout State) throws(AuditError) {
+        guard !s.pending.isEmpty else { return }
+        guard s.pending.withUnsafeBytes({ writeAll(s.fd, $0) }) else {
+            throw AuditError(.io, "cannot append to \(path): \(String(cString: strerror(errno)))")
+        }
+        s.pending.removeAll(keepingCapacity: true)
     }
 
     /// Checkpoint fsyncs run here, off the writer's path (group commit): appends go on while the disk
@@ -306,16 +326,10 @@ public final class AuditLog: Sendable {
         var member = Array(#""hash":""#.utf8)
         member.append(contentsOf: hash.utf8)
         member.append(contentsOf: #"","#.utf8)
-        let written = s.head.withUnsafeBytes { h in
-            member.withUnsafeBytes { m in
-                s.tail.withUnsafeBytes { t in
-                    writeAll(s.fd, [h, m, t])
-                }
-            }
-        }
-        guard written else {
-            throw AuditError(.io, "cannot append to \(path): \(String(cString: strerror(errno)))")
-        }
+        s.pending.append(contentsOf: s.head)
+        s.pending.append(contentsOf: member)
+        s.pending.append(contentsOf: s.tail)
+        if options.fsync == .every || s.pending.count >= Self.flushThreshold { try flush(&s) }
         if options.fsync == .every { fsync(s.fd) }
         s.seq = seq
         s.hash = hash
@@ -333,6 +347,7 @@ public final class AuditLog: Sendable {
             data.set("sig", nil)
         }
         _ = try write("checkpoint", data, into: &s)
+        try flush(&s)
         s.sinceCheckpoint = 0
         let blobs = s.unsyncedBlobs
         s.unsyncedBlobs.removeAll()

@@ -158,6 +158,7 @@ struct SandboxRun: AsyncParsableCommand {
         try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
         let arguments = try CanonicalJSON.encode(["argv": AuditValue(argv)])
         try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
+        try? log.flush()
         let result: ExecResult
         do {
             result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))

@@ -99,6 +99,7 @@ public final class AgentLoop: Sendable {
                 "messages": .int(Int64(messages.count)), "tools": .int(Int64(tools.specs.count)),
                 "last_message": lastMessageRecord(messages.last),
             ])
+            flush()
             events(.modelCall(step: step))
             let remaining = task.budget.maxWall - elapsed()
             let answer = await Race.model(provider, request, deadline: remaining)
@@ -164,6 +165,7 @@ public final class AgentLoop: Sendable {
                 runnable.append(call)
             }
         }
+        flush()
         for call in runnable { events(.toolStart(step: step, name: call.name)) }
         let outcomes: [ToolOutcome]
         do {
@@ -202,6 +204,13 @@ public final class AgentLoop: Sendable {
     private func append(_ type: String, _ data: AuditValue) {
         do { try log.append(type, data) } catch {
             // A log that cannot be written stops nothing here; the run's end reports it (finish fails too).
+            FileHandle.standardError.write(Data("robit: audit log: \(error.message)\n".utf8))
+        }
+    }
+
+    /// Puts what was appended so far on disk before something that may block for long or crash.
+    private func flush() {
+        do { try log.flush() } catch {
             FileHandle.standardError.write(Data("robit: audit log: \(error.message)\n".utf8))
         }
     }
