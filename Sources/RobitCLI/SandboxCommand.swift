@@ -174,7 +174,7 @@ struct SandboxRun: AsyncParsableCommand {
         resultRecord.set("name", "exec")
         resultRecord.set("id", "call-0")
         try? log.append("tool.result", resultRecord)
-        if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { try? log.append("net.denied", denied) }
+        if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { _ = try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let destroyStart = ContinuousClock.now
         let leftovers = await box.destroy()
