@@ -150,35 +150,35 @@ struct SandboxRun: AsyncParsableCommand {
         do {
             box = try await Sandbox.create(options, id: id)
         } catch {
-            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
+            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
             finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
             throw error
         }
-        try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: ContinuousClock.now - createStart))
-        try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
+        _ = try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: ContinuousClock.now - createStart))
+        _ = try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
         let arguments = try CanonicalJSON.encode(["argv": AuditValue(argv)])
-        try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
+        _ = try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
         try? log.flush()
         let result: ExecResult
         do {
             result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))
         } catch {
-            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "exec"))
+            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "exec"))
             let destroyStart = ContinuousClock.now
             let leftovers = await box.destroy()
-            try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
+            _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
             finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
             throw error
         }
         var resultRecord = (try? SandboxAudit.execRecord(argv: argv, result: result, log: log)) ?? ["status": "error"]
         resultRecord.set("name", "exec")
         resultRecord.set("id", "call-0")
-        try? log.append("tool.result", resultRecord)
+        _ = try? log.append("tool.result", resultRecord)
         if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { _ = try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let destroyStart = ContinuousClock.now
         let leftovers = await box.destroy()
-        try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
+        _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
         try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
         try? FileHandle.standardError.write(contentsOf: result.stderr.data)
         if result.stdout.truncated {

@@ -243,8 +243,8 @@ public enum AgentRun {
         do {
             let box = try await Sandbox.create(options, id: history == nil ? id : Sandbox.newID())
             sandbox = box
-            try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: clock.now - createStart))
-            try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
+            _ = try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: clock.now - createStart))
+            _ = try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
             let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log, prices: prices,
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
@@ -260,13 +260,13 @@ public enum AgentRun {
             outcome = await loop.run()
             usage = loop.usage
         } catch {
-            try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
+            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
             outcome = LoopOutcome(status: error.code == .interrupted ? .interrupted : .sandboxFailed, message: error.message, finalText: nil, limit: nil)
         }
         if let box = sandbox {
             let destroyStart = clock.now
             let leftovers = await box.destroy()
-            try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: clock.now - destroyStart))
+            _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: clock.now - destroyStart))
             if !leftovers.isEmpty && outcome.status == .done {
                 outcome = LoopOutcome(status: .sandboxFailed, message: "sandbox teardown incomplete: \(leftovers.joined(separator: "; ")); run `robit doctor --fix`",
                                       finalText: outcome.finalText, limit: nil)
@@ -282,14 +282,14 @@ public enum AgentRun {
                 try? FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try Data(diff.utf8).write(to: URL(fileURLWithPath: target))
                 patchPath = target
-                try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
+                _ = try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
                                           "bytes": .int(Int64(diff.utf8.count)),
                                           "files": .int(Int64(diff.components(separatedBy: "\ndiff --git ").count - (diff.hasPrefix("diff --git ") ? 0 : 1)))])
             } catch let error as SandboxError {
-                try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "patch"))
+                _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "patch"))
                 notice("warning: no patch: \(error.message)")
             } catch {
-                try? log.append("error", SandboxAudit.errorRecord("cannot write the patch \(target): \(error.localizedDescription)", stage: "patch"))
+                _ = try? log.append("error", SandboxAudit.errorRecord("cannot write the patch \(target): \(error.localizedDescription)", stage: "patch"))
                 notice("warning: cannot write the patch \(target): \(error.localizedDescription)")
             }
         }
