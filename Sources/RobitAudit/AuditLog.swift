@@ -251,22 +251,9 @@ public final class AuditLog: Sendable {
         if clean.count <= AuditFormat.blobThreshold, let text = String(validating: clean, as: UTF8.self) {
             return .string(text)
         }
-        let hex = Digest.sha256Hex(clean)
-        let path = directory + "/" + AuditFormat.blobDirectoryName + "/" + hex
-        if access(path, F_OK) != 0 {
-            let temp = path + ".tmp.\(getpid())"
-            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { throw AuditError(.io, "cannot write blob \(temp): \(String(cString: strerror(errno)))") }
-            var ok = clean.withUnsafeBytes { writeAll(fd, $0) }
-            if ok && options.fsync == .every { ok = fsync(fd) == 0 }
-            close(fd)
-            guard ok, rename(temp, path) == 0 else {
-                unlink(temp)
-                throw AuditError(.io, "cannot write blob \(path): \(String(cString: strerror(errno)))")
-            }
-            if options.fsync != .every { state.withLock { $0.unsyncedBlobs.append(path) } }
-        }
-        return ["blob": .string("sha256:" + hex), "size": .int(Int64(clean.count))]
+        let (reference, path) = try Self.writeBlob(clean, in: directory, sync: options.fsync == .every)
+        if let path, options.fsync != .every { state.withLock { $0.unsyncedBlobs.append(path) } }
+        return reference
     }
 
     public func payload(_ text: String) throws(AuditError) -> AuditValue { try payload(Array(text.utf8)) }
@@ -276,21 +263,29 @@ public final class AuditLog: Sendable {
     public static func storeBlob(_ bytes: [UInt8], in directory: String) throws(AuditError) -> AuditValue {
         try makeDirectory(directory)
         try makeDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+        let (reference, path) = try writeBlob(bytes, in: directory, sync: true)
+        if path != nil { syncDirectory(directory + "/" + AuditFormat.blobDirectoryName) }
+        return reference
+    }
+
+    /// Writes `blobs/<sha256>` (through a temporary file and a rename) unless it is already there, and returns
+    /// the reference to it and the path when it was written now.
+    private static func writeBlob(_ bytes: [UInt8], in directory: String, sync: Bool) throws(AuditError) -> (AuditValue, String?) {
         let hex = Digest.sha256Hex(bytes)
+        let reference: AuditValue = ["blob": .string("sha256:" + hex), "size": .int(Int64(bytes.count))]
         let path = directory + "/" + AuditFormat.blobDirectoryName + "/" + hex
-        if access(path, F_OK) != 0 {
-            let temp = path + ".tmp.\(getpid())"
-            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { throw AuditError(.io, "cannot write blob \(temp): \(String(cString: strerror(errno)))") }
-            let ok = bytes.withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
-            close(fd)
-            guard ok, rename(temp, path) == 0 else {
-                unlink(temp)
-                throw AuditError(.io, "cannot write blob \(path): \(String(cString: strerror(errno)))")
-            }
-            syncDirectory(directory + "/" + AuditFormat.blobDirectoryName)
+        guard access(path, F_OK) != 0 else { return (reference, nil) }
+        let temp = path + ".tmp.\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw AuditError(.io, "cannot write blob \(temp): \(String(cString: strerror(errno)))") }
+        var ok = bytes.withUnsafeBytes { writeAll(fd, $0) }
+        if ok && sync { ok = fsync(fd) == 0 }
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw AuditError(.io, "cannot write blob \(path): \(String(cString: strerror(errno)))")
         }
-        return ["blob": .string("sha256:" + hex), "size": .int(Int64(bytes.count))]
+        return (reference, path)
     }
 
     // MARK: - Writing

@@ -232,7 +232,6 @@ private struct VerifyState {
         guard line[ranges[1].lowerBound] == 0x7B else { return fail(n, .modified, "data is not an object") }
         let actor = ranges[0]
         guard actor.count == 73, CanonicalScanner.equals(line, actor.lowerBound + 1 ..< actor.lowerBound + 8, "sha256:"),
-              isHex64(actor.lowerBound + 7 ..< actor.upperBound) || true,
               line[actor.lowerBound + 8 ..< actor.upperBound - 1].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
             return fail(n, .modified, "actor is not sha256:<64 hex>")
         }
