@@ -19,20 +19,11 @@ struct AuditFlags: ParsableArguments {
 
     /// Resolves the directory and key, refusing places the sandbox can see, and starts the log.
     func open(run: String, sandbox options: SandboxOptions, start: AuditValue, redactions: [Redaction] = []) throws -> AuditLog {
-        let directory = auditDir ?? SandboxAudit.defaultDirectory(run: run)
-        if let problem = SandboxAudit.placementProblem(directory, what: "audit directory", options: options, id: run) {
-            throw RobitExit(RobitExit.invalidInput, problem)
+        let directory: String, signer: AuditSigningKey?
+        do { (directory, signer) = try SandboxAudit.placement(directory: auditDir, key: key, options: options, run: run) } catch {
+            throw RobitExit(error.exitCode, error.message)
         }
-        let signer: AuditSigningKey?
         do {
-            if let (key, path) = try AuditKeyLocation.resolve(explicit: key) {
-                if let problem = SandboxAudit.placementProblem(path, what: "signing key", options: options, id: run) {
-                    throw RobitExit(RobitExit.invalidInput, problem)
-                }
-                signer = key
-            } else {
-                signer = nil
-            }
             return try AuditLog.create(directory: directory, run: run,
                                        options: AuditOptions(signer: signer, fsync: fsync, redactions: redactions), startData: start)
         } catch let error as AuditError {

@@ -146,16 +146,12 @@ struct SandboxRun: AsyncParsableCommand {
         printError("robit: run \(id), audit log \(log.path)")
 
         let box: Sandbox
-        let createStart = ContinuousClock.now
         do {
-            box = try await Sandbox.create(options, id: id)
+            box = try await SandboxAudit.create(options, id: id, log: log)
         } catch {
-            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
             finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
             throw error
         }
-        _ = try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: ContinuousClock.now - createStart))
-        _ = try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
         let arguments = try CanonicalJSON.encode(["argv": AuditValue(argv)])
         _ = try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
         try? log.flush()
@@ -164,9 +160,7 @@ struct SandboxRun: AsyncParsableCommand {
             result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))
         } catch {
             _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "exec"))
-            let destroyStart = ContinuousClock.now
-            let leftovers = await box.destroy()
-            _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
+            _ = await SandboxAudit.destroy(box, log: log)
             finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
             throw error
         }
@@ -176,9 +170,7 @@ struct SandboxRun: AsyncParsableCommand {
         _ = try? log.append("tool.result", resultRecord)
         if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { _ = try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
-        let destroyStart = ContinuousClock.now
-        let leftovers = await box.destroy()
-        _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - destroyStart))
+        let leftovers = await SandboxAudit.destroy(box, log: log)
         try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
         try? FileHandle.standardError.write(contentsOf: result.stderr.data)
         if result.stdout.truncated {

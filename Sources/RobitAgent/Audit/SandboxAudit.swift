@@ -10,6 +10,27 @@ public enum SandboxAudit {
         RobitPaths.state(environment) + "/runs/" + run
     }
 
+    /// The audit directory (`explicit`, or the run's default) and the signing key (`--key`, `ROBIT_AUDIT_KEY`,
+    /// the default key file; nil = unsigned) of a run in a sandbox with these options, refusing either when
+    /// the sandbox can see it. Every error is invalid input (exit 2).
+    public static func placement(directory explicit: String?, key: String?, options: SandboxOptions, run: String,
+                                 environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(RunSetupError) -> (directory: String, signer: AuditSigningKey?) {
+        let directory = explicit ?? defaultDirectory(run: run, environment: environment)
+        if let problem = placementProblem(directory, what: "audit directory", options: options, id: run) {
+            throw RunSetupError(exitCode: 2, message: problem)
+        }
+        let resolved: (key: AuditSigningKey, path: String)?
+        do { resolved = try AuditKeyLocation.resolve(explicit: key, environment: environment) } catch {
+            throw RunSetupError(exitCode: 2, message: error.message)
+        }
+        guard let (signer, path) = resolved else { return (directory, nil) }
+        if let problem = placementProblem(path, what: "signing key", options: options, id: run) {
+            throw RunSetupError(exitCode: 2, message: problem)
+        }
+        return (directory, signer)
+    }
+
     /// Why `path` may not hold an audit log or key for a sandbox with these options: it lies inside the
     /// workspace or inside a host path mounted into the sandbox. nil = fine.
     public static func placementProblem(_ path: String, what: String, options: SandboxOptions, id: String) -> String? {
@@ -53,7 +74,7 @@ public enum SandboxAudit {
 
     /// The `policy` record: SHA-256 of config.json as the runtime read it, of the seccomp profile (the bytes
     /// `robit bundle` writes as seccomp.json) and of the nft ruleset (null when the sandbox has no network).
-    public static func policyRecord(_ sandbox: Sandbox, policy: SandboxPolicy) -> AuditValue {
+    static func policyRecord(_ sandbox: Sandbox, policy: SandboxPolicy) -> AuditValue {
         let nftRuleset = sandbox.network?.rulesetText
         let config = FileManager.default.contents(atPath: sandbox.bundle.configPath).map { [UInt8]($0) } ?? []
         let seccomp = (sandbox.spec.linux?.seccomp).flatMap { try? OCIBundle.encode($0) }.map { [UInt8]($0) }
@@ -90,7 +111,28 @@ public enum SandboxAudit {
         return record
     }
 
-    public static func createRecord(_ sandbox: Sandbox, duration: Duration) -> AuditValue {
+    /// Creates the sandbox and records `sandbox.create` and `policy`; a failure is recorded as an `error`.
+    public static func create(_ options: SandboxOptions, id: String, log: AuditLog) async throws(SandboxError) -> Sandbox {
+        let start = ContinuousClock.now
+        let box: Sandbox
+        do { box = try await Sandbox.create(options, id: id) } catch {
+            _ = try? log.append("error", errorRecord(error.message, stage: "sandbox.create"))
+            throw error
+        }
+        _ = try? log.append("sandbox.create", createRecord(box, duration: ContinuousClock.now - start))
+        _ = try? log.append("policy", policyRecord(box, policy: options.policy))
+        return box
+    }
+
+    /// Destroys the sandbox and records `sandbox.destroy`; returns what could not be removed.
+    public static func destroy(_ box: Sandbox, log: AuditLog) async -> [String] {
+        let start = ContinuousClock.now
+        let leftovers = await box.destroy()
+        _ = try? log.append("sandbox.destroy", destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - start))
+        return leftovers
+    }
+
+    static func createRecord(_ sandbox: Sandbox, duration: Duration) -> AuditValue {
         [
             "status": "ok",
             "resource": .string(sandbox.id),
@@ -126,7 +168,7 @@ public enum SandboxAudit {
         return record
     }
 
-    public static func destroyRecord(_ sandbox: Sandbox, leftovers: [String], duration: Duration) -> AuditValue {
+    static func destroyRecord(_ sandbox: Sandbox, leftovers: [String], duration: Duration) -> AuditValue {
         [
             "status": leftovers.isEmpty ? "ok" : "error",
             "resource": .string(sandbox.id),

@@ -184,27 +184,8 @@ public enum AgentRun {
         options.user = RunWorkspace.sandboxUser
 
         // The audit log, outside anything the sandbox can see.
-        let auditDirectory = request.auditDirectory ?? SandboxAudit.defaultDirectory(run: id, environment: request.environment)
-        if let problem = SandboxAudit.placementProblem(auditDirectory, what: "audit directory", options: options, id: id) {
-            throw RunSetupError(exitCode: 2, message: problem)
-        }
-        let signer: AuditSigningKey?
-        do {
-            if let (key, path) = try AuditKeyLocation.resolve(explicit: request.signingKey, environment: request.environment) {
-                if let problem = SandboxAudit.placementProblem(path, what: "signing key", options: options, id: id) {
-                    throw RunSetupError(exitCode: 2, message: problem)
-                }
-                signer = key
-            } else {
-                signer = nil
-            }
-        } catch let error as AuditError {
-            throw RunSetupError(exitCode: 2, message: error.message)
-        } catch let error as RunSetupError {
-            throw error
-        } catch {
-            throw RunSetupError(exitCode: 2, message: "\(error)")
-        }
+        let (auditDirectory, signer) = try SandboxAudit.placement(directory: request.auditDirectory, key: request.signingKey, options: options,
+                                                                  run: id, environment: request.environment)
         let auditOptions = AuditOptions(signer: signer, fsync: request.fsync, redactions: secrets.map { Redaction(name: $0.name, value: $0.value) })
         let log: AuditLog
         do {
@@ -236,15 +217,12 @@ public enum AgentRun {
         Interrupts.install()
         var outcome: LoopOutcome
         var usage = history?.usage ?? RunUsage()
-        let createStart = clock.now
         // The loop reports run totals; the run store's step rows hold what each step used.
         let totalsBefore = Mutex(usage)
         var sandbox: Sandbox?
         do {
-            let box = try await Sandbox.create(options, id: history == nil ? id : Sandbox.newID())
+            let box = try await SandboxAudit.create(options, id: history == nil ? id : Sandbox.newID(), log: log)
             sandbox = box
-            _ = try? log.append("sandbox.create", SandboxAudit.createRecord(box, duration: clock.now - createStart))
-            _ = try? log.append("policy", SandboxAudit.policyRecord(box, policy: options.policy))
             let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log, prices: prices,
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
@@ -260,13 +238,10 @@ public enum AgentRun {
             outcome = await loop.run()
             usage = loop.usage
         } catch {
-            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "sandbox.create"))
             outcome = LoopOutcome(status: error.code == .interrupted ? .interrupted : .sandboxFailed, message: error.message, finalText: nil, limit: nil)
         }
         if let box = sandbox {
-            let destroyStart = clock.now
-            let leftovers = await box.destroy()
-            _ = try? log.append("sandbox.destroy", SandboxAudit.destroyRecord(box, leftovers: leftovers, duration: clock.now - destroyStart))
+            let leftovers = await SandboxAudit.destroy(box, log: log)
             if !leftovers.isEmpty && outcome.status == .done {
                 outcome = LoopOutcome(status: .sandboxFailed, message: "sandbox teardown incomplete: \(leftovers.joined(separator: "; ")); run `robit doctor --fix`",
                                       finalText: outcome.finalText, limit: nil)
