@@ -1,5 +1,16 @@
+import Foundation
+
 /// Constants of audit log format version 1 (docs/audit-format.md).
 public enum AuditFormat {
+    /// The log file a command-line argument names: a run's audit directory means its audit.jsonl.
+    public static func logPath(_ argument: String) -> String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory), isDirectory.boolValue {
+            return argument + "/" + logFileName
+        }
+        return argument
+    }
+
     public static let version = 1
     public static let logFileName = "audit.jsonl"
     public static let blobDirectoryName = "blobs"

@@ -9,14 +9,6 @@ struct AuditCommand: ParsableCommand {
         subcommands: [AuditVerify.self, AuditShow.self])
 }
 
-/// LOG may be a run's audit directory or its audit.jsonl.
-func auditLogPath(_ argument: String) -> String {
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory), isDirectory.boolValue {
-        return argument + "/" + "audit.jsonl"
-    }
-    return argument
-}
 
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,7 +44,7 @@ struct AuditVerify: ParsableCommand {
         if let anchor, anchor.utf8.count != 64 || !anchor.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }) {
             throw RobitExit(RobitExit.invalidInput, "--anchor must be a 64-digit hex SHA-256 (the head hash)")
         }
-        let path = auditLogPath(log)
+        let path = AuditFormat.logPath(log)
         let verdict = AuditVerifier.verify(path: path, options: options)
         if json {
             var object: [String: Any] = [
@@ -110,7 +102,7 @@ struct AuditShow: ParsableCommand {
     var follow = false
 
     func run() throws {
-        let path = auditLogPath(log)
+        let path = AuditFormat.logPath(log)
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         var printed = 0
         var seen = 0

@@ -14,9 +14,7 @@ public struct AuditHistory: Sendable {
 
     /// `path`: a run's audit directory or its audit.jsonl.
     public static func load(_ path: String) throws(AuditError) -> AuditHistory {
-        var isDirectory: ObjCBool = false
-        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? path + "/" + AuditFormat.logFileName : path
+        let file = AuditFormat.logPath(path)
         let directory = (file as NSString).deletingLastPathComponent
         var history = AuditHistory()
         var segmentStart: Int64?
