@@ -71,5 +71,8 @@ public struct AuditReader: Sequence, IteratorProtocol {
 /// SHA-256 helpers for callers that record hashes of files they produced (config.json, seccomp, nft rules).
 public enum AuditHash {
     public static func sha256Hex(_ bytes: [UInt8]) -> String { Digest.sha256Hex(bytes) }
-    public static func sha256Hex(_ text: String) -> String { Digest.sha256Hex(Array(text.utf8)) }
+    public static func sha256Hex(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { Digest.sha256Hex(UnsafeRawBufferPointer($0)) }
+    }
 }

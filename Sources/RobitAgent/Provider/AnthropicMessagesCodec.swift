@@ -18,50 +18,60 @@ struct AnthropicMessagesCodec: ProviderCodec {
         return lines
     }
 
-    func encode(_ request: ModelRequest) -> String {
-        // Messages alternate user/assistant: tool results (and a user message right after them) are
-        // blocks of one user message.
-        var messages: [(role: String, blocks: [WireJSON])] = []
-        func append(_ role: String, _ block: WireJSON) {
-            if let last = messages.last, last.role == role {
-                messages[messages.count - 1].blocks.append(block)
-            } else {
-                messages.append((role, [block]))
-            }
-        }
-        for message in request.messages {
-            switch message {
+    /// Messages alternate user/assistant: consecutive messages of one role are blocks of one wire
+    /// message (tool results, and a user message right after them, are one user message).
+    func wireMessages(_ messages: [Message], from start: Int) -> [(end: Int, json: WireJSON)] {
+        var groups: [(end: Int, role: String, blocks: [WireJSON])] = []
+        for index in start..<messages.count {
+            let role: String
+            var blocks: [WireJSON] = []
+            switch messages[index] {
             case .user(let text):
-                append("user", .object([("type", .string("text")), ("text", .string(text))]))
+                role = "user"
+                blocks.append(.object([("type", .string("text")), ("text", .string(text))]))
             case .assistant(let text, let calls):
+                role = "assistant"
                 if !text.isEmpty || calls.isEmpty {
-                    append("assistant", .object([("type", .string("text")), ("text", .string(text))]))
+                    blocks.append(.object([("type", .string("text")), ("text", .string(text))]))
                 }
                 for call in calls {
-                    append("assistant", .object([
+                    blocks.append(.object([
                         ("type", .string("tool_use")), ("id", .string(call.id)), ("name", .string(call.name)),
                         ("input", Self.input(call.arguments)),
                     ]))
                 }
             case .tool(let callID, _, let content, let isError):
+                role = "user"
                 var block: [(String, WireJSON)] = [("type", .string("tool_result")), ("tool_use_id", .string(callID)), ("content", .string(content))]
                 if isError { block.append(("is_error", .bool(true))) }
-                append("user", .object(block))
+                blocks.append(.object(block))
+            }
+            if let last = groups.last, last.role == role {
+                groups[groups.count - 1].blocks.append(contentsOf: blocks)
+                groups[groups.count - 1].end = index + 1
+            } else {
+                groups.append((index + 1, role, blocks))
             }
         }
-        var body: [(String, WireJSON)] = [
-            ("model", .string(request.model)),
-            ("max_tokens", .int(request.maxOutputTokens ?? Self.defaultMaxTokens)),
-        ]
-        if let system = request.system, !system.isEmpty { body.append(("system", .string(system))) }
-        body.append(("messages", .array(messages.map { .object([("role", .string($0.role)), ("content", .array($0.blocks))]) })))
+        return groups.map { ($0.end, .object([("role", .string($0.role)), ("content", .array($0.blocks))])) }
+    }
+
+    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8]) {
+        var body = WireObjectWriter()
+        body.member("model", .string(request.model), into: &out)
+        body.member("max_tokens", .int(request.maxOutputTokens ?? Self.defaultMaxTokens), into: &out)
+        if let system = request.system, !system.isEmpty { body.member("system", .string(system), into: &out) }
+        body.key("messages", into: &out)
+        out.append(UInt8(ascii: "["))
+        out.append(contentsOf: conversation)
+        out.append(UInt8(ascii: "]"))
         if !request.tools.isEmpty {
-            body.append(("tools", .array(request.tools.map { tool in
+            body.member("tools", .array(request.tools.map { tool in
                 .object([("name", .string(tool.name)), ("description", .string(tool.description)), ("input_schema", WireJSON(tool.parameters))])
-            })))
+            }), into: &out)
         }
-        body.append(("stream", .bool(true)))
-        return WireJSON.object(body).text
+        body.member("stream", .bool(true), into: &out)
+        body.close(into: &out)
     }
 
     /// A tool call's arguments as `input`: the model's JSON text verbatim when it is an object;

@@ -7,14 +7,14 @@ import Synchronization
 /// size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
 /// default). Task cancellation aborts the transfer within about 50 ms.
 enum HTTPTransfer {
-    private static let globalInit: Void = {
+    fileprivate static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_ALL))
     }()
 
-    static func post<Consumer: HTTPStreamConsumer>(_ request: HTTPRequest, limits: HTTPLimits,
+    static func post<Consumer: HTTPStreamConsumer>(_ request: HTTPRequest, limits: HTTPLimits, connection: HTTPConnectionCache = HTTPConnectionCache(),
                                                    consumer: Consumer) async -> Result<HTTPExchange<Consumer>, AttemptError> {
         _ = globalInit
-        let state = TransferState(request: request, limits: limits, consumer: consumer)
+        let state = TransferState(request: request, limits: limits, connection: connection, consumer: consumer)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPExchange<Consumer>, AttemptError>, Never>) in
                 let thread = Thread {
@@ -41,6 +41,7 @@ private enum AbortReason {
 private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Sendable {
     let request: HTTPRequest
     let limits: HTTPLimits
+    let connection: HTTPConnectionCache
     let cancelled = Atomic<Bool>(false)
     var consumer: Consumer
     var head = HTTPResponseHead()
@@ -49,13 +50,21 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
     var abort: AbortReason?
     var lastActivity = ContinuousClock.now
 
-    init(request: HTTPRequest, limits: HTTPLimits, consumer: Consumer) {
+    init(request: HTTPRequest, limits: HTTPLimits, connection: HTTPConnectionCache, consumer: Consumer) {
         self.request = request
         self.limits = limits
+        self.connection = connection
         self.consumer = consumer
     }
 
     func run() -> Result<HTTPExchange<Consumer>, AttemptError> {
+        // libcurl reads the body from robit's own copy (no second copy of a body that grows with the
+        // conversation): the pointer is valid for the whole transfer, which ends inside this closure.
+        var body = request.body
+        return body.withUTF8 { perform(requestBody: $0) }
+    }
+
+    private func perform(requestBody: UnsafeBufferPointer<UInt8>) -> Result<HTTPExchange<Consumer>, AttemptError> {
         // Declared before the handle so that they are released after it.
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -65,10 +74,12 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
             headerList = curl_slist_append(headerList, line)
         }
         defer { curl_slist_free_all(headerList) }
-        guard let easy = curl_easy_init() else {
-            return .failure(AttemptError(.network, "libcurl could not create a handle", retryable: false))
+        guard let handles = connection.take() else {
+            return .failure(AttemptError(.network, "libcurl could not create its handles", retryable: false))
         }
-        defer { curl_easy_cleanup(easy) }
+        let easy = handles.easy, multi = handles.multi
+        // Runs before the buffers above are released: the handle keeps no pointer into them.
+        defer { connection.giveBack(handles) }
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         robit_curl_setopt_string(easy, CURLOPT_URL, request.url)
@@ -80,21 +91,15 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
         robit_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList)
         robit_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
         robit_curl_setopt_long(easy, CURLOPT_POST, 1)
-        robit_curl_setopt_size(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-        request.body.withUnsafeBytes { bytes in
-            _ = robit_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(errorBuffer)))
-        }
+        robit_curl_setopt_size(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.count))
+        let bodyStart = requestBody.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(errorBuffer)
+        robit_curl_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyStart))
         robit_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, transferWriteCallback)
         robit_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
         robit_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, transferHeaderCallback)
         robit_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
 
-        guard let multi = curl_multi_init() else {
-            return .failure(AttemptError(.network, "libcurl could not create a multi handle", retryable: false))
-        }
-        defer { curl_multi_cleanup(multi) }
         curl_multi_add_handle(multi, easy)
-        defer { curl_multi_remove_handle(multi, easy) }
 
         let start = ContinuousClock.now
         lastActivity = start
@@ -163,17 +168,17 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
     /// Called by libcurl for each header line, of every response (1xx included).
     func header(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = ContinuousClock.now
-        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if line.hasPrefix("HTTP/") {
+        let line = HTTPHeaderLine.trimmed(bytes)
+        if line.starts(with: "HTTP/".utf8) {
             head = HTTPResponseHead()
             headComplete = false
-            let parts = line.split(separator: " ", maxSplits: 2)
-            if parts.count >= 2, let status = Int(parts[1]) { head.status = status }
+            let parts = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
+            if parts.count >= 2, let status = Int(String(decoding: parts[1], as: UTF8.self)) { head.status = status }
         } else if line.isEmpty {
             headComplete = true
-        } else if let colon = line.firstIndex(of: ":") {
-            let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
-            let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            let name = String(decoding: HTTPHeaderLine.trimmed(line[..<colon]), as: UTF8.self)
+            let value = String(decoding: HTTPHeaderLine.trimmed(line[(colon + 1)...]), as: UTF8.self)
             head.headers.append((name, value))
         }
     }
@@ -220,4 +225,67 @@ private let transferHeaderCallback: robit_curl_data_callback = { pointer, size, 
     let length = size * count
     transferState(userdata).header(UnsafeRawBufferPointer(start: pointer, count: length))
     return length
+}
+
+/// Header lines are bytes: trimmed of spaces, tabs and line ends without a trip through Foundation.
+enum HTTPHeaderLine {
+    static func trimmed(_ bytes: UnsafeRawBufferPointer) -> Slice<UnsafeRawBufferPointer> {
+        trimmed(bytes[...])
+    }
+
+    static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
+        func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        var lower = bytes.startIndex, upper = bytes.endIndex
+        while lower < upper, blank(bytes[lower]) { lower += 1 }
+        while upper > lower, blank(bytes[upper - 1]) { upper -= 1 }
+        return bytes[lower..<upper]
+    }
+}
+
+/// libcurl's handles, kept between the calls of one provider. The multi handle holds the connection
+/// cache (and the TLS session cache), so a call after the first reuses the open connection instead of
+/// a new TCP and TLS handshake; libcurl opens a new one by itself when the server closed it meanwhile.
+/// One transfer uses the handles at a time; a concurrent one gets handles of its own.
+final class HTTPConnectionCache: Sendable {
+    struct Handles: @unchecked Sendable {
+        let easy: UnsafeMutableRawPointer
+        let multi: UnsafeMutableRawPointer
+    }
+
+    private let idle = Mutex<Handles?>(nil)
+
+    init() {}
+
+    /// Handles for one transfer: the idle ones, or new ones.
+    func take() -> Handles? {
+        if let handles = idle.withLock({ slot -> Handles? in defer { slot = nil }; return slot }) { return handles }
+        _ = HTTPTransfer.globalInit
+        guard let easy = curl_easy_init() else { return nil }
+        guard let multi = curl_multi_init() else {
+            curl_easy_cleanup(easy)
+            return nil
+        }
+        return Handles(easy: easy, multi: multi)
+    }
+
+    /// Back after a transfer, finished or not: the easy handle leaves the multi handle (libcurl closes a
+    /// connection that is mid-transfer) and forgets every option, so it points at nothing of the transfer.
+    func giveBack(_ handles: Handles) {
+        curl_multi_remove_handle(handles.multi, handles.easy)
+        curl_easy_reset(handles.easy)
+        let extra = idle.withLock { slot -> Handles? in
+            if slot == nil { slot = handles; return nil }
+            return handles
+        }
+        if let extra { Self.release(extra) }
+    }
+
+    private static func release(_ handles: Handles) {
+        curl_easy_cleanup(handles.easy)
+        curl_multi_cleanup(handles.multi)
+    }
+
+    deinit {
+        if let handles = idle.withLock({ $0 }) { Self.release(handles) }
+    }
 }

@@ -5,7 +5,8 @@ struct HTTPRequest: Sendable {
     var url: String
     /// Header lines without line ends (`Name: value`). The API key travels only here.
     var headers: [String]
-    var body: [UInt8]
+    /// JSON text; also the `requestBody` of the answer (one copy of it for both).
+    var body: String
 }
 
 /// Time and size limits of one HTTP attempt.
@@ -84,9 +85,9 @@ extension HTTPRequest: CustomStringConvertible, CustomReflectable {
         }
     }
 
-    var description: String { "POST \(url) \(redactedHeaders) (\(body.count) bytes)" }
+    var description: String { "POST \(url) \(redactedHeaders) (\(body.utf8.count) bytes)" }
 
     var customMirror: Mirror {
-        Mirror(self, children: ["url": url, "headers": redactedHeaders, "bodyBytes": body.count])
+        Mirror(self, children: ["url": url, "headers": redactedHeaders, "bodyBytes": body.utf8.count])
     }
 }

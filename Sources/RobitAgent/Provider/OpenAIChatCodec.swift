@@ -23,19 +23,19 @@ struct OpenAIChatCodec: ProviderCodec {
         return lines
     }
 
-    func encode(_ request: ModelRequest) -> String {
-        requestJSON(request, stream: true).text
-    }
+    /// Whether the answer is asked for as an event stream (robit's calls) or as one JSON object
+    /// (only the request bodies a replay reconstructs).
+    var stream = true
 
-    func requestJSON(_ request: ModelRequest, stream: Bool) -> WireJSON {
-        var messages: [WireJSON] = []
-        if let system = request.system, !system.isEmpty {
-            messages.append(.object([("role", .string("system")), ("content", .string(system))]))
-        }
-        for message in request.messages {
-            switch message {
+    /// One wire message per message; the system prompt goes first, in `writeBody`.
+    func wireMessages(_ messages: [Message], from start: Int) -> [(end: Int, json: WireJSON)] {
+        var groups: [(end: Int, json: WireJSON)] = []
+        groups.reserveCapacity(messages.count - start)
+        for index in start..<messages.count {
+            let json: WireJSON
+            switch messages[index] {
             case .user(let text):
-                messages.append(.object([("role", .string("user")), ("content", .string(text))]))
+                json = .object([("role", .string("user")), ("content", .string(text))])
             case .assistant(let text, let calls):
                 var members: [(String, WireJSON)] = [("role", .string("assistant")), ("content", text.isEmpty && !calls.isEmpty ? .null : .string(text))]
                 if !calls.isEmpty {
@@ -47,14 +47,28 @@ struct OpenAIChatCodec: ProviderCodec {
                         ])
                     })))
                 }
-                messages.append(.object(members))
+                json = .object(members)
             case .tool(let callID, _, let content, _):
-                messages.append(.object([("role", .string("tool")), ("tool_call_id", .string(callID)), ("content", .string(content))]))
+                json = .object([("role", .string("tool")), ("tool_call_id", .string(callID)), ("content", .string(content))])
             }
+            groups.append((index + 1, json))
         }
-        var body: [(String, WireJSON)] = [("model", .string(request.model)), ("messages", .array(messages))]
+        return groups
+    }
+
+    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8]) {
+        var body = WireObjectWriter()
+        body.member("model", .string(request.model), into: &out)
+        body.key("messages", into: &out)
+        out.append(UInt8(ascii: "["))
+        if let system = request.system, !system.isEmpty {
+            WireJSON.object([("role", .string("system")), ("content", .string(system))]).write(into: &out)
+            if !conversation.isEmpty { out.append(UInt8(ascii: ",")) }
+        }
+        out.append(contentsOf: conversation)
+        out.append(UInt8(ascii: "]"))
         if !request.tools.isEmpty {
-            body.append(("tools", .array(request.tools.map { tool in
+            body.member("tools", .array(request.tools.map { tool in
                 .object([
                     ("type", .string("function")),
                     ("function", .object([
@@ -63,14 +77,14 @@ struct OpenAIChatCodec: ProviderCodec {
                         ("parameters", WireJSON(tool.parameters)),
                     ])),
                 ])
-            })))
+            }), into: &out)
         }
         if let limit = request.maxOutputTokens {
-            body.append((flavor == .openai ? "max_completion_tokens" : "max_tokens", .int(limit)))
+            body.member(flavor == .openai ? "max_completion_tokens" : "max_tokens", .int(limit), into: &out)
         }
-        body.append(("stream", .bool(stream)))
-        if stream { body.append(("stream_options", .object([("include_usage", .bool(true))]))) }
-        return .object(body)
+        body.member("stream", .bool(stream), into: &out)
+        if stream { body.member("stream_options", .object([("include_usage", .bool(true))]), into: &out) }
+        body.close(into: &out)
     }
 
     func makeDecoder() -> OpenAIChatStreamDecoder { OpenAIChatStreamDecoder(provider: name) }

@@ -27,9 +27,28 @@ protocol ProviderCodec: Sendable {
     var endpoint: String { get }
     /// Header lines of the call, the key included.
     func headers(apiKey: String?) -> [String]
-    /// The exact JSON body.
-    func encode(_ request: ModelRequest) -> String
+    /// The wire messages (the `messages` array's elements) of `messages[start...]`, each with the index
+    /// just past the last message it holds. `start` is 0 or the end of a group of an earlier call over
+    /// the same messages, and whether a group ends after a message depends only on that message and
+    /// the next one, so groups encoded once can be reused (`EncodedConversation`).
+    func wireMessages(_ messages: [Message], from start: Int) -> [(end: Int, json: WireJSON)]
+    /// The whole JSON body, with `conversation` (the wire messages, comma-separated) as the conversation.
+    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8])
     func makeDecoder() -> Decoder
+}
+
+extension ProviderCodec {
+    /// The exact JSON body, encoded from scratch.
+    func encode(_ request: ModelRequest) -> [UInt8] {
+        var conversation: [UInt8] = []
+        for group in wireMessages(request.messages, from: 0) {
+            if !conversation.isEmpty { conversation.append(UInt8(ascii: ",")) }
+            group.json.write(into: &conversation)
+        }
+        var out: [UInt8] = []
+        writeBody(request, conversation: conversation, into: &out)
+        return out
+    }
 }
 
 /// Reading provider JSON: every chunk is decoded into a `JSONValue`.

@@ -9,6 +9,9 @@ public final class ReplayProvider: ModelProvider {
     /// Where the turns came from, for messages.
     public let source: String
     private let next = Mutex(0)
+    /// The request bodies robit would have sent, reconstructed for the audit log (OpenAI's format).
+    private let codec = OpenAIChatCodec(name: "replay", baseURL: "", flavor: .compatible, stream: false)
+    private let encoding = EncodedConversation()
 
     public init(turns: [ModelResponse], source: String) {
         self.turns = turns
@@ -28,7 +31,7 @@ public final class ReplayProvider: ModelProvider {
         }
         var response = turns[index]
         if response.requestBody.isEmpty {
-            response.requestBody = OpenAIChatCodec(name: "replay", baseURL: "", flavor: .compatible).requestJSON(request, stream: false).text
+            response.requestBody = String(decoding: encoding.body(request, codec: codec), as: UTF8.self)
         }
         response.attempts = 1
         response.latency = ContinuousClock.now - started

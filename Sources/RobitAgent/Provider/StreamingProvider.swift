@@ -20,17 +20,21 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
     /// Where the key came from, for messages about it.
     let apiKeyEnv: String?
     let options: HTTPProviderOptions
+    /// The previous call's conversation, already encoded: each call encodes only what was added.
+    let encoding = EncodedConversation()
+    /// libcurl's handles, and so the open connection to the provider, kept from one call to the next.
+    let connection = HTTPConnectionCache()
 
     func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
         try options.breaker.admit(provider: codec.name)
-        let body = codec.encode(request)
-        let http = HTTPRequest(url: codec.endpoint, headers: codec.headers(apiKey: apiKey), body: Array(body.utf8))
+        let http = HTTPRequest(url: codec.endpoint, headers: codec.headers(apiKey: apiKey),
+                               body: String(decoding: encoding.body(request, codec: codec), as: UTF8.self))
         let started = ContinuousClock.now
         var attempt = 0
         while true {
             attempt += 1
             let failure: AttemptError
-            switch await HTTPTransfer.post(http, limits: options.limits, consumer: codec.makeDecoder()) {
+            switch await HTTPTransfer.post(http, limits: options.limits, connection: connection, consumer: codec.makeDecoder()) {
             case .success(let exchange):
                 do throws(AttemptError) {
                     let turn = try outcome(of: exchange)
@@ -40,7 +44,7 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
                         stopReason: turn.stopReason ?? (turn.toolCalls.isEmpty ? .endTurn : .toolUse),
                         usage: turn.usage,
                         requestID: exchange.head.value("x-request-id") ?? exchange.head.value("request-id") ?? turn.responseID,
-                        requestBody: body,
+                        requestBody: http.body,
                         rawResponse: String(decoding: exchange.body, as: UTF8.self),
                         attempts: attempt, latency: ContinuousClock.now - started)
                 } catch {

@@ -114,3 +114,27 @@ indirect enum WireJSON: Sendable, Equatable {
         out.append(UInt8(ascii: "\""))
     }
 }
+
+/// Writes a JSON object member by member, so that a member's value can be spliced in as bytes
+/// already encoded (the conversation of a request body).
+struct WireObjectWriter {
+    private var empty = true
+
+    /// Writes `"key":` (after `{` or `,`); the caller writes the value next.
+    mutating func key(_ key: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: empty ? "{" : ","))
+        empty = false
+        WireJSON.writeString(key, into: &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    mutating func member(_ key: String, _ value: WireJSON, into out: inout [UInt8]) {
+        self.key(key, into: &out)
+        value.write(into: &out)
+    }
+
+    func close(into out: inout [UInt8]) {
+        if empty { out.append(UInt8(ascii: "{")) }
+        out.append(UInt8(ascii: "}"))
+    }
+}

@@ -55,6 +55,8 @@ final class FakeProviderServer: Sendable {
         var headers: [(String, String)]
         var body: String
         var at: ContinuousClock.Instant
+        /// Which TCP connection (0-based, in accept order) carried the request.
+        var connection = 0
 
         func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
@@ -64,6 +66,12 @@ final class FakeProviderServer: Sendable {
     let port: Int
     private let listener: Int32
     private let script: @Sendable (Int) -> Response
+    /// Keep connections open between responses (HTTP/1.1 persistent connections), as real providers do.
+    private let keepAlive: Bool
+    /// After this many responses on one kept-alive connection, close it (a server's idle or request limit).
+    private let closeAfter: Int?
+    /// ... without saying so in the last response (no `Connection: close`), as an idle timeout does.
+    private let closeSilently: Bool
     private let state = Mutex<(received: [Received], bytesSent: [Int])>(([], []))
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -71,8 +79,11 @@ final class FakeProviderServer: Sendable {
     var bytesSent: [Int] { state.withLock { $0.bytesSent } }
 
     /// - Parameter script: the response to request number n (0-based).
-    init(_ script: @escaping @Sendable (Int) -> Response) throws {
+    init(keepAlive: Bool = false, closeAfter: Int? = nil, closeSilently: Bool = false, _ script: @escaping @Sendable (Int) -> Response) throws {
         self.script = script
+        self.keepAlive = keepAlive
+        self.closeAfter = closeAfter
+        self.closeSilently = closeSilently
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var one: Int32 = 1
@@ -126,13 +137,24 @@ final class FakeProviderServer: Sendable {
         defer { close(fd) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard let request = readRequest(fd) else { return }
+        var served = 0
+        while var request = readRequest(fd) {
+            request.connection = number
+            served += 1
+            let last = !keepAlive || closeAfter.map { served >= $0 } ?? false
+            guard respond(fd, to: request, connectionNumber: number, last: last), !last else { return }
+        }
+    }
+
+    /// Writes the scripted answer; false when the connection cannot be used any more.
+    private func respond(_ fd: Int32, to request: Received, connectionNumber: Int, last: Bool) -> Bool {
         let slot: Int = state.withLock { state in
             state.received.append(request)
             state.bytesSent.append(0)
             return state.bytesSent.count - 1
         }
-        let response = script(number)
+        // Without keep-alive every request has a connection of its own, numbered as accepted.
+        let response = script(keepAlive ? slot : connectionNumber)
         var head = "HTTP/1.1 \(response.status) Scripted\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
         switch response.framing {
@@ -146,8 +168,9 @@ final class FakeProviderServer: Sendable {
         case .chunked: head += "Transfer-Encoding: chunked\r\n"
         case .close: break
         }
-        head += "Connection: close\r\n\r\n"
-        guard send(fd, Array(head.utf8)) else { return }
+        let closes = last || response.framing == .close || response.cutAfter != nil
+        head += closes && !(keepAlive && closeSilently) ? "Connection: close\r\n\r\n" : "\r\n"
+        guard send(fd, Array(head.utf8)) else { return false }
 
         let count: Int
         switch response.body {
@@ -155,7 +178,7 @@ final class FakeProviderServer: Sendable {
         case .repeating(_, let repeats): count = repeats
         }
         for index in 0..<count {
-            if response.cutAfter == index { return }
+            if response.cutAfter == index { return false }
             if response.stallAfter == index { sleep(response.stall) }
             if response.delay > .zero { sleep(response.delay) }
             let chunk: [UInt8]
@@ -165,11 +188,12 @@ final class FakeProviderServer: Sendable {
             }
             if chunk.isEmpty { continue }
             let framed = response.framing == .chunked ? Array((String(chunk.count, radix: 16) + "\r\n").utf8) + chunk + Array("\r\n".utf8) : chunk
-            guard send(fd, framed) else { return }
+            guard send(fd, framed) else { return false }
             state.withLock { $0.bytesSent[slot] += chunk.count }
         }
-        if response.cutAfter == count { return }
+        if response.cutAfter == count { return false }
         if response.framing == .chunked { _ = send(fd, Array("0\r\n\r\n".utf8)) }
+        return !closes
     }
 
     private func sleep(_ duration: Duration) {

@@ -102,7 +102,7 @@ struct ProviderHTTPTests {
         for text in ["\(provider)", String(reflecting: provider), dumped] {
             Self.expectNoSecret(text, "the provider's description")
         }
-        let request = HTTPRequest(url: "http://x", headers: AnthropicMessagesCodec(baseURL: "http://x").headers(apiKey: ProviderFixtures.secret), body: [])
+        let request = HTTPRequest(url: "http://x", headers: AnthropicMessagesCodec(baseURL: "http://x").headers(apiKey: ProviderFixtures.secret), body: "")
         var dumpedRequest = ""
         dump(request, to: &dumpedRequest)
         Self.expectNoSecret("\(request)" + dumpedRequest, "the request's description")
