@@ -44,7 +44,7 @@ let package = Package(
             "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
-        .executableTarget(name: "robit", dependencies: ["RobitCLI"], swiftSettings: strict),
+        .executableTarget(name: "robit", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
         .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),

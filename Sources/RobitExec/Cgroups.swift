@@ -126,8 +126,15 @@ public struct CgroupMounts: Sendable {
         return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "1"
     }
 
+    /// A `key value` line of a small cgroup file (read twice per command: plain read(2), no Foundation).
     static func readCounter(_ file: String, key: String) -> Int? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: bytes[0..<count], as: UTF8.self)
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2, parts[0] == key { return Int(parts[1]) }

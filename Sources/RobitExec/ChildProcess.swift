@@ -153,7 +153,9 @@ struct ChildProcess {
         var exitedAt: ContinuousClock.Instant?
         var lingeringHandled = false
         let deadline = timeout.map { start + $0 }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        // Not zeroed: read(2) fills what is used, and an untouched page is never made resident.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
 
         func reap(block: Bool) {
             guard status == nil else { return }
@@ -216,9 +218,10 @@ struct ChildProcess {
                     continue
                 }
                 guard let isOut = openFDs[p.fd] else { continue }
-                let r = read(p.fd, &buffer, buffer.count)
+                let r = read(p.fd, buffer.baseAddress, buffer.count)
                 if r > 0 {
-                    if isOut { out.append(buffer, count: r, limit: outputLimit) } else { err.append(buffer, count: r, limit: outputLimit) }
+                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<r])
+                    if isOut { out.append(chunk, limit: outputLimit) } else { err.append(chunk, limit: outputLimit) }
                 } else if r == 0 || (errno != EINTR && errno != EAGAIN) {
                     close(p.fd)
                     openFDs[p.fd] = nil
@@ -236,11 +239,10 @@ struct ChildProcess {
 }
 
 extension CapturedOutput {
-    mutating func append(_ bytes: [UInt8], count: Int, limit: Int) {
-        totalBytes += count
+    mutating func append(_ bytes: UnsafeRawBufferPointer, limit: Int) {
+        totalBytes += bytes.count
         let room = limit - data.count
-        if room > 0 { data.append(contentsOf: bytes[0..<min(room, count)]) }
-
+        if room > 0 { data.append(contentsOf: bytes[0..<min(room, bytes.count)]) }
     }
 }
 

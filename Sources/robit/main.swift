@@ -1,3 +1,5 @@
 import RobitCLI
+import RobitExec
 
+ProcessMemory.tuneForLongRun()
 await RobitCommand.main()

@@ -21,6 +21,14 @@ int robit_pipe2(int fds[2], int flags);
 /// write(2) that never raises SIGPIPE in the process: a reader that went away is EPIPE (-1, errno set).
 ssize_t robit_write_nosigpipe(int fd, const void *buf, size_t len);
 
+/// Sets glibc malloc up for a long-lived process with a few busy threads: at most `arenas` arenas, and
+/// blocks of `mmap_threshold` bytes or more mapped on their own and returned at free, so that neither
+/// per-thread arenas nor big transient buffers keep memory the process no longer uses.
+void robit_tune_malloc(int arenas, size_t mmap_threshold);
+
+/// Returns the free memory of every malloc arena to the kernel (malloc_trim(0)).
+void robit_trim_malloc(void);
+
 #include <stdint.h>
 
 /// Creates a network namespace bound at `ns_path` (its directory made a shared mount, as iproute2

@@ -141,6 +141,7 @@ public final class AgentLoop: Sendable {
                 return LoopOutcome(status: .done, message: "the model finished", finalText: response.text, limit: nil)
             }
             if let stop = await runBatch(response.toolCalls, step: step) { return stop }
+            ProcessMemory.trim()
         }
     }
 

@@ -80,6 +80,7 @@ public final class RunStore: @unchecked Sendable {
         try exec("""
             PRAGMA journal_mode=WAL;
             PRAGMA synchronous=NORMAL;
+            PRAGMA cache_size=-256;
             CREATE TABLE IF NOT EXISTS runs (
               id TEXT PRIMARY KEY, task_path TEXT NOT NULL, task_name TEXT NOT NULL, workspace TEXT NOT NULL,
               run_workspace TEXT NOT NULL, audit_path TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
