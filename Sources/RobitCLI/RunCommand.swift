@@ -90,12 +90,11 @@ struct RunFlags: ParsableArguments {
     func finish(_ summary: RunSummary) throws {
         progress.done()
         if json {
-            let data = try JSONSerialization.data(withJSONObject: summary.json, options: [.sortedKeys, .withoutEscapingSlashes])
-            print(String(decoding: data, as: UTF8.self))
+            print(summary.jsonText)
         } else {
             if let text = summary.finalText, !text.isEmpty { print(text) }
         }
-        let cost = summary.usage.costMicroUSD.map { String(format: "$%.4f", Double($0) / 1e6) } ?? "unknown cost"
+        let cost = summary.usage.costMicroUSD.map { Money.usd(micro: $0) } ?? "unknown cost"
         printError("robit: \(summary.status.rawValue): \(summary.message); \(summary.usage.steps) steps, \(summary.usage.toolCalls) tool calls, \(summary.usage.tokens) tokens, \(cost)")
         if let patch = summary.patchPath { printError("robit: patch \(patch)") }
         printError("robit: audit head \(summary.head ?? "none") (\(summary.auditPath))")
@@ -139,14 +138,18 @@ final class Progress: @unchecked Sendable {
         if tty { status() }
     }
 
+    /// `850ms`, `12.3s` (rounded), in integers: this runs at every step.
     private func formatMS(_ d: Duration) -> String {
-        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        return ms >= 1000 ? String(format: "%.1fs", ms / 1000) : String(format: "%.0fms", ms)
+        let (seconds, attoseconds) = d.components
+        let ms = seconds * 1000 + (attoseconds + 500_000_000_000_000) / 1_000_000_000_000_000
+        if ms < 1000 { return "\(ms)ms" }
+        let tenths = (ms + 50) / 100
+        return "\(tenths / 10).\(tenths % 10)s"
     }
 
     private func status() {
         let elapsed = ContinuousClock.now - start
-        let costText = cost.map { String(format: "$%.4f", Double($0) / 1e6) } ?? "$?"
+        let costText = cost.map { Money.usd(micro: $0) } ?? "$?"
         let line = "robit: step \(step) | \(tool) | \(tokens) tokens | \(costText) | \(formatMS(elapsed))"
         try? FileHandle.standardError.write(contentsOf: Data(("\r\u{1B}[2K" + line).utf8))
         lineShown = true
@@ -199,7 +202,7 @@ struct RunsList: ParsableCommand {
         print("RUN".rightPad(20) + " " + "STATUS".rightPad(15) + " " + "STEPS".leftPad(5) + " " + "TOKENS".leftPad(8) + " " + "COST".leftPad(9) + "  STARTED              TASK")
         let formatter = ISO8601DateFormatter()
         for r in runs {
-            let cost = r.costMicroUSD.map { String(format: "$%.4f", Double($0) / 1e6) } ?? "?"
+            let cost = r.costMicroUSD.map { Money.usd(micro: $0) } ?? "?"
             let started = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(r.startedAt)))
             print(r.id.rightPad(20) + " " + r.status.rightPad(15) + " " + String(r.steps).leftPad(5) + " " + String(r.inputTokens + r.outputTokens).leftPad(8)
                   + " " + cost.leftPad(9) + "  " + started + " " + r.taskName)
@@ -238,5 +241,16 @@ struct RunsShow: ParsableCommand {
         var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
         if pretty { options.insert(.prettyPrinted) }
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+    }
+}
+
+/// Amounts of money as robit prints them.
+enum Money {
+    /// `$0.0123`: micro-dollars to four decimals, rounded half away from zero.
+    static func usd(micro: Int64) -> String {
+        let sign = micro < 0 ? "-" : ""
+        let units = (micro.magnitude + 50) / 100  // 1/10000 of a dollar
+        let fraction = String(units % 10_000)
+        return "\(sign)$\(units / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction
     }
 }

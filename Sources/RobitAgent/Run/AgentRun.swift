@@ -53,16 +53,20 @@ public struct RunSummary: Sendable {
     public var patchPath: String?
     public var elapsed: Duration
 
-    public var json: [String: Any] {
-        [
-            "run": run, "status": status.rawValue, "exit_code": Int(exitCode), "message": message,
-            "steps": usage.steps, "tool_calls": usage.toolCalls, "input_tokens": usage.inputTokens, "output_tokens": usage.outputTokens,
-            "tokens": usage.tokens, "cost_usd": usage.costMicroUSD.map { Double($0) / 1_000_000 } as Any? ?? NSNull(),
-            "cost_micro_usd": usage.costMicroUSD as Any? ?? NSNull(),
-            "audit_path": auditPath, "head": head as Any? ?? NSNull(), "patch_path": patchPath as Any? ?? NSNull(),
-            "final_text": finalText as Any? ?? NSNull(),
-            "elapsed_ms": Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+    /// The `--json` object: one line, keys sorted.
+    public var jsonText: String {
+        let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let members: [(String, WireJSON)] = [
+            ("run", .string(run)), ("status", .string(status.rawValue)), ("exit_code", .int(Int(exitCode))), ("message", .string(message)),
+            ("steps", .int(usage.steps)), ("tool_calls", .int(usage.toolCalls)), ("input_tokens", .int(usage.inputTokens)),
+            ("output_tokens", .int(usage.outputTokens)), ("tokens", .int(usage.tokens)),
+            ("cost_usd", usage.costMicroUSD.map { .number(Double($0) / 1_000_000) } ?? .null),
+            ("cost_micro_usd", usage.costMicroUSD.map { .int(Int($0)) } ?? .null),
+            ("audit_path", .string(auditPath)), ("head", head.map { .string($0) } ?? .null),
+            ("patch_path", patchPath.map { .string($0) } ?? .null), ("final_text", finalText.map { .string($0) } ?? .null),
+            ("elapsed_ms", .int(ms)),
         ]
+        return WireJSON.object(members.sorted { $0.0 < $1.0 }).text
     }
 }
 
