@@ -138,6 +138,20 @@ final class Progress: @unchecked Sendable {
         if tty { status() }
     }
 
+    /// Straight to fd 2 (several lines per step): no FileHandle and no Data in between.
+    private static func emit(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
+    }
+
     /// `850ms`, `12.3s` (rounded), in integers: this runs at every step.
     private func formatMS(_ d: Duration) -> String {
         let (seconds, attoseconds) = d.components
@@ -151,25 +165,25 @@ final class Progress: @unchecked Sendable {
         let elapsed = ContinuousClock.now - start
         let costText = cost.map { Money.usd(micro: $0) } ?? "$?"
         let line = "robit: step \(step) | \(tool) | \(tokens) tokens | \(costText) | \(formatMS(elapsed))"
-        try? FileHandle.standardError.write(contentsOf: Data(("\r\u{1B}[2K" + line).utf8))
+        Self.emit("\r\u{1B}[2K" + line)
         lineShown = true
     }
 
     private func write(_ line: String) {
-        try? FileHandle.standardError.write(contentsOf: Data((line + "\n").utf8))
+        Self.emit(line + "\n")
     }
 
     func say(_ line: String) {
         lock.lock()
         defer { lock.unlock() }
-        if tty && lineShown { try? FileHandle.standardError.write(contentsOf: Data("\r\u{1B}[2K".utf8)); lineShown = false }
+        if tty && lineShown { Self.emit("\r\u{1B}[2K"); lineShown = false }
         write(line)
     }
 
     func done() {
         lock.lock()
         defer { lock.unlock() }
-        if tty && lineShown { try? FileHandle.standardError.write(contentsOf: Data("\r\u{1B}[2K".utf8)); lineShown = false }
+        if tty && lineShown { Self.emit("\r\u{1B}[2K"); lineShown = false }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The host's cgroup mounts (v1 controllers, the v2 unified tree, or both in hybrid mode).
 public struct CgroupMounts: Sendable {
@@ -69,14 +70,15 @@ public struct CgroupMounts: Sendable {
         }
     }
 
-    /// The file that counts OOM kills for the cgroup at `path`.
+    /// The files that count OOM kills for the cgroup at `path`, in the order to try them.
+    func oomKillFiles(for path: String) -> [String] {
+        entries.filter { $0.controllers.contains("memory") }.prefix(1).map { $0.mountPoint + path + "/memory.oom_control" }
+            + entries.filter(\.isV2).map { $0.mountPoint + path + "/memory.events" }
+    }
+
     func oomKillCount(for path: String) -> Int? {
-        if let v1 = entries.first(where: { $0.controllers.contains("memory") }),
-           let n = Self.readCounter(v1.mountPoint + path + "/memory.oom_control", key: "oom_kill") {
-            return n
-        }
-        for v2 in entries where v2.isV2 {
-            if let n = Self.readCounter(v2.mountPoint + path + "/memory.events", key: "oom_kill") { return n }
+        for file in oomKillFiles(for: path) {
+            if let n = Self.readCounter(file, key: "oom_kill") { return n }
         }
         return nil
     }
@@ -126,20 +128,44 @@ public struct CgroupMounts: Sendable {
         return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "1"
     }
 
-    /// A `key value` line of a small cgroup file (read twice per command: plain read(2), no Foundation).
+    /// A `key value` line of a small cgroup file.
     static func readCounter(_ file: String, key: String) -> Int? {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        let text = String(decoding: bytes[0..<count], as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, parts[0] == key { return Int(parts[1]) }
+        return readCounter(fd: fd, key: key)
+    }
+
+    /// The same from an open file, read again from its start: a cgroup file's contents are made anew
+    /// at each read from offset 0, so the file can stay open (no path lookup per read).
+    static func readCounter(fd: Int32, key: String) -> Int? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer -> Int? in
+            let count = pread(fd, buffer.baseAddress, buffer.count, 0)
+            guard count > 0 else { return nil }
+            // Lines of `key value`: find the one whose key matches, bytewise.
+            let bytes = UnsafeBufferPointer(rebasing: buffer[0..<count])
+            let wanted = Array(key.utf8)
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                let keyEnd = lineStart + wanted.count
+                if keyEnd < lineEnd, bytes[keyEnd] == UInt8(ascii: " "), bytes[lineStart..<keyEnd].elementsEqual(wanted) {
+                    var value = 0
+                    var index = keyEnd + 1
+                    guard index < lineEnd else { return nil }
+                    while index < lineEnd {
+                        let digit = Int(bytes[index]) - 48
+                        guard (0...9).contains(digit) else { return nil }
+                        value = value &* 10 &+ digit
+                        index += 1
+                    }
+                    return value
+                }
+                lineStart = lineEnd + 1
+            }
+            return nil
         }
-        return nil
     }
 
     /// True in hybrid mode when the v2 tree still has controllers (hugetlb here), which crun refuses.
@@ -227,4 +253,36 @@ func mounts(under prefix: String) -> [String] {
         if mp == prefix || mp.hasPrefix(prefix + "/") { result.append(mp) }
     }
     return result.sorted { $0.count > $1.count }
+}
+
+/// A sandbox's count of OOM kills, read before and after every command. The file stays open between
+/// reads; when its cgroup was made anew (a restarted sandbox), the old file fails and is opened again.
+final class OOMKillCounter: Sendable {
+    private let files: [String]
+    private let fd = Mutex<Int32>(-1)
+
+    init(cgroups: CgroupMounts, path: String) {
+        files = cgroups.oomKillFiles(for: path)
+    }
+
+    func read() -> Int? {
+        fd.withLock { fd in
+            if fd >= 0, let n = CgroupMounts.readCounter(fd: fd, key: "oom_kill") { return n }
+            if fd >= 0 { close(fd); fd = -1 }
+            for file in files {
+                let candidate = open(file, O_RDONLY | O_CLOEXEC)
+                guard candidate >= 0 else { continue }
+                if let n = CgroupMounts.readCounter(fd: candidate, key: "oom_kill") {
+                    fd = candidate
+                    return n
+                }
+                close(candidate)
+            }
+            return nil
+        }
+    }
+
+    deinit {
+        fd.withLock { if $0 >= 0 { close($0) } }
+    }
 }

@@ -77,15 +77,10 @@ struct ChildProcess {
     /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
     static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"
 
-    /// Runs the process on a thread of its own and returns when it has ended and its output is drained.
+    /// Runs the process from a blocking thread (`BlockingThreads`) and returns when it has ended and
+    /// its output is drained.
     func run() async throws -> Result {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
-            let thread = Thread {
-                continuation.resume(with: Swift.Result { try self.runBlocking() })
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
+        try await BlockingThreads.run { try self.runBlocking() }
     }
 
     func runBlocking() throws -> Result {

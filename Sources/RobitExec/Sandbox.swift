@@ -182,6 +182,7 @@ public actor Sandbox {
     let state: SandboxState
     /// The host's cgroup mounts, read once: OOM kills are counted before and after every exec.
     private let cgroups = CgroupMounts.current()
+    private lazy var oomKills = OOMKillCounter(cgroups: cgroups, path: SpecGenerator.cgroupsPath(id: id))
     /// Tags of the commands running now: a timeout kills everything else but init.
     private let activeTags = ActiveTags()
     private var destroyed = false
@@ -202,16 +203,10 @@ public actor Sandbox {
         self.state = state
     }
 
-    static let compactEncoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.withoutEscapingSlashes]
-        return e
-    }()
-
     public static func newID() -> String {
-        var bytes = [UInt8](repeating: 0, count: 6)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        return "robit-" + bytes.map { String(format: "%02x", $0) }.joined()
+        let value = UInt64.random(in: 0...0xFFFF_FFFF_FFFF)
+        let hex = String(value, radix: 16)
+        return "robit-" + String(repeating: "0", count: 12 - hex.count) + hex
     }
 
     /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init.
@@ -297,7 +292,7 @@ public actor Sandbox {
             return nil
         }
         let spec = SpecGenerator.killerProcess(configuration, tag: tag, keep: keep.sorted())
-        guard (try? OCIBundle.write(compactEncoder.encode(spec), to: file, mode: 0o600)) != nil else { return nil }
+        guard (try? OCIBundle.write(Data(spec.compactJSON), to: file, mode: 0o600)) != nil else { return nil }
         return ChildProcess(executable: runtime.path, arguments: runtime.exec(processFile: file, id: id), outputLimit: 4096,
                             timeout: .seconds(10), interruptible: false)
     }
@@ -310,12 +305,13 @@ public actor Sandbox {
         if lost { try await restart() }
         if Interrupts.pending { throw SandboxError(.interrupted, "interrupted") }
 
-        let tag = Self.newID().dropFirst("robit-".count) + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+        let random = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let tag = Substring(String(repeating: "0", count: 16 - random.count) + random)
         let processFile = bundle.path + "/exec-\(tag).json"
         let killFile = bundle.path + "/kill-\(tag).json"
         do {
             let process = SpecGenerator.execProcess(configuration, tag: String(tag), argv: request.argv, cwd: request.cwd, env: request.env)
-            try OCIBundle.write(Self.compactEncoder.encode(process), to: processFile, mode: 0o600)
+            try OCIBundle.write(Data(process.compactJSON), to: processFile, mode: 0o600)
         } catch {
             throw SandboxError(.execFailed, "cannot write \(processFile): \(error.localizedDescription)")
         }
@@ -324,8 +320,7 @@ public actor Sandbox {
             unlink(killFile)
         }
 
-        let cgroupPath = SpecGenerator.cgroupsPath(id: id)
-        let oomBefore = cgroups.oomKillCount(for: cgroupPath) ?? 0
+        let oomBefore = oomKills.read() ?? 0
         let runtime = self.runtime
         let id = self.id
         activeTags.withLock { _ = $0.insert(String(tag)) }
@@ -347,7 +342,7 @@ public actor Sandbox {
         } catch {
             throw SandboxError(.execFailed, "\(error)")
         }
-        let oomAfter = cgroups.oomKillCount(for: cgroupPath) ?? 0
+        let oomAfter = oomKills.read() ?? 0
         var result = ExecResult(status: r.status, stdout: r.stdout, stderr: r.stderr, duration: r.duration, timedOut: r.timedOut,
                                 outOfMemory: oomAfter > oomBefore, interrupted: r.interrupted, sandboxRestarted: false, notes: [])
         if runtime.kind == .runsc, r.status == .exited(128), r.stderr.text.contains("try again") {

@@ -10,7 +10,7 @@ enum LoopBench {
         var modelURL = ""
         var long = 1000
         var short = 100
-        var bare = 40
+        var bare = 120
         var runtimes: [RuntimeKind] = []
     }
 
@@ -65,8 +65,9 @@ enum LoopBench {
         let control = try Control(modelURL: o.modelURL)
 
         print("loop benchmark: \(o.short)- and \(o.long)-step `robit run`s, provider openai-compatible (scripts/fake-model.py on 127.0.0.1),")
-        print("custom tool noop = [\"true\", \"{{step}}\"], rootfs host, no network; bare = median of \(o.bare) `RUNTIME exec ID /bin/true 1`")
-        print("into a running sandbox, measured before, between and after the runs. Times in ms.")
+        print("custom tool noop = [\"true\", \"{{step}}\"], rootfs host, no network; bare = \(o.bare) `RUNTIME exec ID /bin/true 1`")
+        print("into a running sandbox, measured before, between and after the runs. Per step is a mean (wall time / steps),")
+        print("so it is compared with the bare exec's mean; medians are shown next to it. Times in ms.")
         for kind in o.runtimes {
             let task = dir + "/task-\(kind.rawValue).yaml"
             try Data(taskYAML(runtime: kind, baseURL: o.modelURL).utf8).write(to: URL(fileURLWithPath: task))
@@ -78,7 +79,7 @@ enum LoopBench {
                 runs.append(try await robitRun(robit: o.robit, task: task, steps: steps, stateDirectory: dir + "/state", control: control))
             }
             bare += try await SandboxBenchmark.bareExecs(options: options, argv: ["/bin/true", "1"], count: o.bare - o.bare / 2)
-            report(kind, bare: SandboxBenchmark.median(bare), runs: runs)
+            report(kind, bare: bare, runs: runs)
         }
     }
 
@@ -198,14 +199,19 @@ enum LoopBench {
 
     static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
 
-    static func report(_ kind: RuntimeKind, bare: Double, runs: [RunFigures]) {
+    static func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
+
+    /// Per step = (wall - create - destroy) / steps, a mean over the run: the overhead is that minus the
+    /// bare exec's mean (the runtime exec's time varies: its median is lower than its mean).
+    static func report(_ kind: RuntimeKind, bare samples: [Double], runs: [RunFigures]) {
         let m = SandboxBenchmark.median
-        print("\n\(kind.rawValue): bare exec \(String(format: "%.2f", bare)) ms")
+        let bare = mean(samples)
+        print("\n\(kind.rawValue): bare exec mean \(String(format: "%.2f", bare)) ms, median \(String(format: "%.2f", m(samples))) ms (\(samples.count) execs)")
         print("  steps     wall  create+destroy  per step  overhead/step  (minus fake model)  robit exec  loop w/o exec  peak RSS")
         for r in runs {
             let perStep = (r.wallMS - r.createMS - r.destroyMS) / Double(r.steps)
             let overhead = perStep - bare
-            let exec = m(r.toolDurationMS)
+            let exec = mean(r.toolDurationMS)
             print(String(format: "  %5d %8.0f %15.1f %9.2f %14.2f %19.2f %11.2f %14.2f %5.1f MiB", r.steps, r.wallMS, r.createMS + r.destroyMS,
                          perStep, overhead, overhead - r.serverMS / Double(r.steps), exec, perStep - exec, Double(r.maxRSSKiB) / 1024))
         }
@@ -217,8 +223,9 @@ enum LoopBench {
                          a.steps, b.steps, marginal, marginal - bare, marginal - bare - server, server))
         }
         guard let last = runs.last else { return }
-        print(String(format: "  audit log of the %d-step run, medians per step: model.request→response %.2f, response→tool.result %.2f (tool duration_ns %.2f), tool.result→next request %.2f",
-                     last.steps, m(last.modelMS), m(last.toolMS), m(last.toolDurationMS), m(last.betweenMS)))
+        print(String(format: "  audit log of the %d-step run, mean (median) per step: model.request→response %.2f (%.2f), response→tool.result %.2f (%.2f), tool duration_ns %.2f (%.2f), tool.result→next request %.2f (%.2f)",
+                     last.steps, mean(last.modelMS), m(last.modelMS), mean(last.toolMS), m(last.toolMS), mean(last.toolDurationMS), m(last.toolDurationMS),
+                     mean(last.betweenMS), m(last.betweenMS)))
         let marks = [1, 10, 100, last.steps / 2, last.steps].filter { last.rss[$0] != nil }
         let series = marks.map { String(format: "%d: %.1f", $0, Double(last.rss[$0]!.0) / 1024) }.joined(separator: ", ")
         let hwm = last.rss.values.map(\.1).max() ?? 0

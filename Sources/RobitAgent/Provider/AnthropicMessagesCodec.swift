@@ -56,29 +56,30 @@ struct AnthropicMessagesCodec: ProviderCodec {
         return groups.map { ($0.end, .object([("role", .string($0.role)), ("content", .array($0.blocks))])) }
     }
 
-    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8]) {
+    func envelope(_ request: ModelRequest, emptyConversation: Bool) -> (head: [UInt8], tail: [UInt8]) {
+        var head: [UInt8] = [], tail: [UInt8] = []
         var body = WireObjectWriter()
-        body.member("model", .string(request.model), into: &out)
-        body.member("max_tokens", .int(request.maxOutputTokens ?? Self.defaultMaxTokens), into: &out)
-        if let system = request.system, !system.isEmpty { body.member("system", .string(system), into: &out) }
-        body.key("messages", into: &out)
-        out.append(UInt8(ascii: "["))
-        out.append(contentsOf: conversation)
-        out.append(UInt8(ascii: "]"))
+        body.member("model", .string(request.model), into: &head)
+        body.member("max_tokens", .int(request.maxOutputTokens ?? Self.defaultMaxTokens), into: &head)
+        if let system = request.system, !system.isEmpty { body.member("system", .string(system), into: &head) }
+        body.key("messages", into: &head)
+        head.append(UInt8(ascii: "["))
+        tail.append(UInt8(ascii: "]"))
         if !request.tools.isEmpty {
             body.member("tools", .array(request.tools.map { tool in
                 .object([("name", .string(tool.name)), ("description", .string(tool.description)), ("input_schema", WireJSON(tool.parameters))])
-            }), into: &out)
+            }), into: &tail)
         }
-        body.member("stream", .bool(true), into: &out)
-        body.close(into: &out)
+        body.member("stream", .bool(true), into: &tail)
+        body.close(into: &tail)
+        return (head, tail)
     }
 
     /// A tool call's arguments as `input`: the model's JSON text verbatim when it is an object;
     /// `{}` when it is not (the call was already answered with an error).
     static func input(_ arguments: String) -> WireJSON {
         if (try? JSONValue.parse(arguments, maxBytes: .max))?.objectValue != nil {
-            return .raw(arguments.trimmingCharacters(in: .whitespacesAndNewlines))
+            return .raw(String(arguments.trimmingJSONWhitespace))
         }
         return .object([])
     }

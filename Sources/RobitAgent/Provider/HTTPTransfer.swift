@@ -1,9 +1,10 @@
 import CCurl
 import Foundation
+import RobitExec
 import Synchronization
 
-/// One HTTP POST over libcurl, run on a dedicated thread (never on the cooperative pool) and bridged
-/// to async. The body is handed to the consumer as it arrives; the whole body is also kept (up to the
+/// One HTTP POST over libcurl, run on a blocking thread (`BlockingThreads`, never the cooperative
+/// pool) and bridged to async. The body is handed to the consumer as it arrives; the whole body is also kept (up to the
 /// size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
 /// default). Task cancellation aborts the transfer within about 50 ms.
 enum HTTPTransfer {
@@ -16,13 +17,7 @@ enum HTTPTransfer {
         _ = globalInit
         let state = TransferState(request: request, limits: limits, connection: connection, consumer: consumer)
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPExchange<Consumer>, AttemptError>, Never>) in
-                let thread = Thread {
-                    continuation.resume(returning: state.run())
-                }
-                thread.name = "robit-http"
-                thread.start()
-            }
+            await BlockingThreads.run { state.run() }
         } onCancel: {
             state.cancelled.store(true, ordering: .relaxed)
         }

@@ -56,17 +56,17 @@ struct OpenAIChatCodec: ProviderCodec {
         return groups
     }
 
-    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8]) {
+    func envelope(_ request: ModelRequest, emptyConversation: Bool) -> (head: [UInt8], tail: [UInt8]) {
+        var head: [UInt8] = [], tail: [UInt8] = []
         var body = WireObjectWriter()
-        body.member("model", .string(request.model), into: &out)
-        body.key("messages", into: &out)
-        out.append(UInt8(ascii: "["))
+        body.member("model", .string(request.model), into: &head)
+        body.key("messages", into: &head)
+        head.append(UInt8(ascii: "["))
         if let system = request.system, !system.isEmpty {
-            WireJSON.object([("role", .string("system")), ("content", .string(system))]).write(into: &out)
-            if !conversation.isEmpty { out.append(UInt8(ascii: ",")) }
+            WireJSON.object([("role", .string("system")), ("content", .string(system))]).write(into: &head)
+            if !emptyConversation { head.append(UInt8(ascii: ",")) }
         }
-        out.append(contentsOf: conversation)
-        out.append(UInt8(ascii: "]"))
+        tail.append(UInt8(ascii: "]"))
         if !request.tools.isEmpty {
             body.member("tools", .array(request.tools.map { tool in
                 .object([
@@ -77,14 +77,15 @@ struct OpenAIChatCodec: ProviderCodec {
                         ("parameters", WireJSON(tool.parameters)),
                     ])),
                 ])
-            }), into: &out)
+            }), into: &tail)
         }
         if let limit = request.maxOutputTokens {
-            body.member(flavor == .openai ? "max_completion_tokens" : "max_tokens", .int(limit), into: &out)
+            body.member(flavor == .openai ? "max_completion_tokens" : "max_tokens", .int(limit), into: &tail)
         }
-        body.member("stream", .bool(stream), into: &out)
-        if stream { body.member("stream_options", .object([("include_usage", .bool(true))]), into: &out) }
-        body.close(into: &out)
+        body.member("stream", .bool(stream), into: &tail)
+        if stream { body.member("stream_options", .object([("include_usage", .bool(true))]), into: &tail) }
+        body.close(into: &tail)
+        return (head, tail)
     }
 
     func makeDecoder() -> OpenAIChatStreamDecoder { OpenAIChatStreamDecoder(provider: name) }
@@ -134,7 +135,7 @@ struct OpenAIChatStreamDecoder: TurnStreamDecoder {
 
     private mutating func handle(_ event: SSEEvent) throws(AttemptError) {
         if done { return }
-        let data = event.data.trimmingCharacters(in: .whitespaces)
+        let data = String(event.data.trimmingJSONWhitespace)
         if data == "[DONE]" {
             done = true
             return

@@ -32,22 +32,22 @@ protocol ProviderCodec: Sendable {
     /// the same messages, and whether a group ends after a message depends only on that message and
     /// the next one, so groups encoded once can be reused (`EncodedConversation`).
     func wireMessages(_ messages: [Message], from start: Int) -> [(end: Int, json: WireJSON)]
-    /// The whole JSON body, with `conversation` (the wire messages, comma-separated) as the conversation.
-    func writeBody(_ request: ModelRequest, conversation: [UInt8], into out: inout [UInt8])
+    /// The body around the conversation (the wire messages, comma-separated): the JSON before them and
+    /// the JSON after them. `emptyConversation`: there are no wire messages at all.
+    func envelope(_ request: ModelRequest, emptyConversation: Bool) -> (head: [UInt8], tail: [UInt8])
     func makeDecoder() -> Decoder
 }
 
 extension ProviderCodec {
     /// The exact JSON body, encoded from scratch.
-    func encode(_ request: ModelRequest) -> [UInt8] {
+    func encode(_ request: ModelRequest) -> String {
         var conversation: [UInt8] = []
         for group in wireMessages(request.messages, from: 0) {
             if !conversation.isEmpty { conversation.append(UInt8(ascii: ",")) }
             group.json.write(into: &conversation)
         }
-        var out: [UInt8] = []
-        writeBody(request, conversation: conversation, into: &out)
-        return out
+        let (head, tail) = envelope(request, emptyConversation: conversation.isEmpty)
+        return String(decoding: head + conversation + tail, as: UTF8.self)
     }
 }
 

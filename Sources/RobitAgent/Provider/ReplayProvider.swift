@@ -31,7 +31,7 @@ public final class ReplayProvider: ModelProvider {
         }
         var response = turns[index]
         if response.requestBody.isEmpty {
-            response.requestBody = String(decoding: encoding.body(request, codec: codec), as: UTF8.self)
+            response.requestBody = encoding.body(request, codec: codec)
         }
         response.attempts = 1
         response.latency = ContinuousClock.now - started

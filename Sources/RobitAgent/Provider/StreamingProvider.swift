@@ -28,7 +28,7 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
     func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
         try options.breaker.admit(provider: codec.name)
         let http = HTTPRequest(url: codec.endpoint, headers: codec.headers(apiKey: apiKey),
-                               body: String(decoding: encoding.body(request, codec: codec), as: UTF8.self))
+                               body: encoding.body(request, codec: codec))
         let started = ContinuousClock.now
         var attempt = 0
         while true {

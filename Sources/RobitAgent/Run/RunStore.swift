@@ -1,5 +1,6 @@
 import CSQLite3
 import Foundation
+import Synchronization
 
 /// One run as the run store keeps it.
 public struct RunRecord: Sendable, Equatable {
@@ -58,6 +59,7 @@ public struct RunStoreError: Error, Sendable, CustomStringConvertible {
 public final class RunStore: @unchecked Sendable {
     private let db: OpaquePointer
     private let lock = NSLock()
+    private let pending = Mutex<(rows: [[Value]], lastWrite: ContinuousClock.Instant)>(([], ContinuousClock.now - .seconds(3600)))
     public let path: String
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -95,7 +97,10 @@ public final class RunStore: @unchecked Sendable {
         chmod(path, 0o600)
     }
 
-    deinit { sqlite3_close(db) }
+    deinit {
+        try? flushSteps()
+        sqlite3_close(db)
+    }
 
     private func exec(_ sql: String) throws(RunStoreError) {
         var error: UnsafeMutablePointer<CChar>?
@@ -108,7 +113,7 @@ public final class RunStore: @unchecked Sendable {
 
     private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
-    enum Value {
+    enum Value: Sendable {
         case text(String?)
         case int(Int64?)
     }
@@ -146,6 +151,7 @@ public final class RunStore: @unchecked Sendable {
     }
 
     public func update(_ r: RunRecord) throws(RunStoreError) {
+        try flushSteps()
         try run("""
             UPDATE runs SET task_path=?, task_name=?, workspace=?, run_workspace=?, audit_path=?, status=?, exit_code=?, steps=?,
               input_tokens=?, output_tokens=?, cost_micro_usd=?, head=?, patch_path=?, runtime=?, provider=?, model=?, started_at=?,
@@ -153,10 +159,36 @@ public final class RunStore: @unchecked Sendable {
             """, Array(values(r).dropFirst()) + [.text(r.id)])
     }
 
+    /// Step rows are written in batches, in one transaction at most about once a second and when the run
+    /// ends (`update`, `flushSteps`), so a step of the loop costs no SQLite write. The run store lists
+    /// runs; the audit log, written at every step, is the record of what each step did.
     public func recordStep(run id: String, step: Int, toolCalls: Int, usage: Usage, cost: Int64?, status: String) throws(RunStoreError) {
-        try run("INSERT OR REPLACE INTO steps (run_id, step, tool_calls, input_tokens, output_tokens, cost_micro_usd, status, at) VALUES (?,?,?,?,?,?,?,?)",
-                [.text(id), .int(Int64(step)), .int(Int64(toolCalls)), .int(Int64(usage.inputTokens)), .int(Int64(usage.outputTokens)),
-                 .int(cost), .text(status), .int(Int64(Date().timeIntervalSince1970))])
+        let row: [Value] = [.text(id), .int(Int64(step)), .int(Int64(toolCalls)), .int(Int64(usage.inputTokens)), .int(Int64(usage.outputTokens)),
+                            .int(cost), .text(status), .int(Int64(Date().timeIntervalSince1970))]
+        let due = pending.withLock { p in
+            p.rows.append(row)
+            return p.rows.count >= 512 || ContinuousClock.now - p.lastWrite >= .seconds(1)
+        }
+        if due { try flushSteps() }
+    }
+
+    /// Writes the step rows not yet written.
+    public func flushSteps() throws(RunStoreError) {
+        let rows = pending.withLock { p in
+            defer { p.rows = []; p.lastWrite = ContinuousClock.now }
+            return p.rows
+        }
+        guard !rows.isEmpty else { return }
+        try exec("BEGIN")
+        do {
+            for row in rows {
+                try run("INSERT OR REPLACE INTO steps (run_id, step, tool_calls, input_tokens, output_tokens, cost_micro_usd, status, at) VALUES (?,?,?,?,?,?,?,?)", row)
+            }
+            try exec("COMMIT")
+        } catch {
+            try? exec("ROLLBACK")
+            throw error
+        }
     }
 
     private func values(_ r: RunRecord) -> [Value] {
@@ -188,6 +220,7 @@ public final class RunStore: @unchecked Sendable {
     public struct Step: Sendable { public var step: Int; public var toolCalls: Int; public var inputTokens: Int; public var outputTokens: Int; public var costMicroUSD: Int64?; public var status: String }
 
     public func steps(run id: String) throws(RunStoreError) -> [Step] {
+        try flushSteps()
         var out: [Step] = []
         try run("SELECT step, tool_calls, input_tokens, output_tokens, cost_micro_usd, status FROM steps WHERE run_id = ? ORDER BY step", [.text(id)]) { s in
             out.append(Step(step: Int(sqlite3_column_int64(s, 0)), toolCalls: Int(sqlite3_column_int64(s, 1)),

@@ -57,10 +57,10 @@ enum CustomToolCommand {
         var result: [Piece] = []
         var rest = Substring(element)
         var text = ""
-        while let open = rest.range(of: "{{") {
+        while let open = rest.firstRange(of: "{{") {
             text += rest[..<open.lowerBound]
             let after = rest[open.upperBound...]
-            if let close = after.range(of: "}}") {
+            if let close = after.firstRange(of: "}}") {
                 let name = String(after[..<close.lowerBound])
                 if isName(name) {
                     if !text.isEmpty { result.append(.text(text)) }

@@ -124,8 +124,18 @@ public struct JSONSchema: Sendable, Equatable {
 
     // MARK: - Validating
 
+    /// A JSON Pointer token (`~` as `~0`, `/` as `~1`); runs for every property of every call's arguments.
     static func pointerEscape(_ s: String) -> String {
-        s.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return s }
+        var out = ""
+        for character in s.unicodeScalars {
+            switch character {
+            case "~": out += "~0"
+            case "/": out += "~1"
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
     }
 
     private static func matches(_ value: JSONValue, type name: String) -> Bool {

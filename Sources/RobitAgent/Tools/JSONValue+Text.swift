@@ -60,3 +60,16 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
     public init(nilLiteral: ()) { self = .null }
 }
+
+extension String {
+    /// Without JSON's whitespace (space, tab, line feed, carriage return) at either end: what a JSON
+    /// parser skips anyway, trimmed on the UTF-8 bytes (hot paths: every stream event, every tool call).
+    var trimmingJSONWhitespace: Substring {
+        func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+        let bytes = utf8
+        var lower = bytes.startIndex, upper = bytes.endIndex
+        while lower < upper, blank(bytes[lower]) { lower = bytes.index(after: lower) }
+        while upper > lower, blank(bytes[bytes.index(before: upper)]) { upper = bytes.index(before: upper) }
+        return self[lower..<upper]
+    }
+}

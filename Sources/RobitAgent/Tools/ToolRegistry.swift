@@ -154,7 +154,7 @@ public struct ToolRegistry: Sendable {
             let names = specs.map(\.name).joined(separator: ", ")
             return .failure(ToolFailure("unknown tool \(ToolPath.quote(call.name)); the available tools are: \(names.isEmpty ? "none" : names)"))
         }
-        let text = call.arguments.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(call.arguments.trimmingJSONWhitespace)
         let arguments: JSONValue
         do {
             arguments = text.isEmpty ? .object([:]) : try JSONValue.parse(text)

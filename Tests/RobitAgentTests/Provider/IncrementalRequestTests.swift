@@ -36,7 +36,7 @@ struct IncrementalRequestTests {
         return request
     }
 
-    static func codecs() -> [(String, (ModelRequest, EncodedConversation) -> ([UInt8], [UInt8]))] {
+    static func codecs() -> [(String, (ModelRequest, EncodedConversation) -> (String, String))] {
         let openAI = OpenAIChatCodec(name: "openai", baseURL: "http://x/v1", flavor: .openai)
         let anthropic = AnthropicMessagesCodec(baseURL: "http://x")
         return [
@@ -56,7 +56,7 @@ struct IncrementalRequestTests {
                     let (cached, fresh) = encode(Self.request(Array(all[..<length])), cache)
                     #expect(cached == fresh, "\(name), seed \(seed), \(length) messages")
                     // What is sent is one valid JSON document.
-                    _ = try JSONSerialization.jsonObject(with: Data(cached))
+                    _ = try JSONSerialization.jsonObject(with: Data(cached.utf8))
                 }
             }
         }
@@ -81,6 +81,27 @@ struct IncrementalRequestTests {
                 #expect(cached == fresh, "\(name), variant \(index)")
             }
         }
+    }
+
+    /// The prefix compare takes equal bytes as equal messages and falls back to `==` otherwise: equal
+    /// messages in separate storage are still equal, and any one changed field is a difference.
+    @Test func commonPrefixComparesValuesNotStorage() {
+        let long = String(repeating: "x", count: 100)
+        func build(_ suffix: String) -> [Message] {
+            [.user(long + suffix), .assistant(text: String(long.reversed()) + suffix, toolCalls: [ToolCall(id: "c" + suffix, name: "shell", arguments: "{}")]),
+             .tool(callID: "c" + suffix, name: "shell", content: long + "out" + suffix, isError: false)]
+        }
+        let a = build(""), b = build("")
+        #expect(EncodedConversation.commonPrefix(a, b) == 3)
+        #expect(EncodedConversation.commonPrefix(a, Array(b.prefix(2))) == 2)
+        #expect(EncodedConversation.commonPrefix(a, []) == 0)
+        var c = b
+        c[2] = .tool(callID: "c", name: "shell", content: long + "out", isError: true)
+        #expect(EncodedConversation.commonPrefix(a, c) == 2)
+        c = b
+        c[1] = .assistant(text: String(long.reversed()), toolCalls: [ToolCall(id: "c", name: "shell", arguments: "{ }")])
+        #expect(EncodedConversation.commonPrefix(a, c) == 1)
+        #expect(EncodedConversation.commonPrefix(a, build("!")) == 0)
     }
 
     @Test func theEnvelopeChangesAreNotCached() {
