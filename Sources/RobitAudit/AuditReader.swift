@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// One decoded record, for display (`robit audit show`) and for replay. Reading does not verify: use
@@ -74,5 +75,25 @@ public enum AuditHash {
     public static func sha256Hex(_ text: String) -> String {
         var text = text
         return text.withUTF8 { Digest.sha256Hex(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// SHA-256 fed piece by piece; a copy carries the state so far (to hash a long prefix once and
+    /// several different endings after it).
+    public struct Stream {
+        private var hasher = SHA256()
+
+        public init() {}
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            hasher.update(bufferPointer: bytes)
+        }
+
+        public mutating func update(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { update($0) }
+        }
+
+        public func hex() -> String {
+            Digest.hex(hasher.finalize())
+        }
     }
 }

@@ -81,6 +81,9 @@ public struct ModelResponse: Sendable, Equatable {
     public var requestID: String?
     /// The exact JSON body robit sent (it never holds the API key, which travels only in a header).
     public var requestBody: String
+    /// SHA-256 (hex) of `requestBody` when the provider already knows it (it hashes the growing
+    /// conversation incrementally); nil = hash `requestBody`.
+    public var requestSHA256: String?
     /// The exact bytes received for the successful attempt (the JSON body, or the whole SSE stream).
     public var rawResponse: String
     /// HTTP attempts this answer took (1 = no retry).
@@ -89,13 +92,14 @@ public struct ModelResponse: Sendable, Equatable {
     public var latency: Duration
 
     public init(text: String, toolCalls: [ToolCall], stopReason: StopReason, usage: Usage = Usage(), requestID: String? = nil,
-                requestBody: String = "", rawResponse: String = "", attempts: Int = 1, latency: Duration = .zero) {
+                requestBody: String = "", requestSHA256: String? = nil, rawResponse: String = "", attempts: Int = 1, latency: Duration = .zero) {
         self.text = text
         self.toolCalls = toolCalls
         self.stopReason = stopReason
         self.usage = usage
         self.requestID = requestID
         self.requestBody = requestBody
+        self.requestSHA256 = requestSHA256
         self.rawResponse = rawResponse
         self.attempts = attempts
         self.latency = latency

@@ -1,10 +1,18 @@
 import Glibc
+import RobitAudit
 import Synchronization
+
+/// A request body as sent, with its SHA-256 (what the audit log records of every request but the first).
+struct EncodedBody: Sendable {
+    var text: String
+    var sha256: String
+}
 
 /// The request body of a model call, encoded incrementally: the conversation only ever grows, so the
 /// wire messages encoded for the previous call are kept, and a call encodes only the messages added
 /// since (plus the last group again, which the new messages may extend). The result is byte for byte
-/// what `ProviderCodec.encode` writes from scratch.
+/// what `ProviderCodec.encode` writes from scratch. Its SHA-256 is kept the same way: the state after
+/// the envelope's head and every group but the last, so only what is new is hashed.
 final class EncodedConversation: Sendable {
     private struct Envelope {
         var model: String
@@ -29,11 +37,16 @@ final class EncodedConversation: Sendable {
         /// The wire groups, comma-separated.
         var bytes: [UInt8] = []
         var envelope: Envelope?
+        /// SHA-256 of the envelope's head and `bytes[..<hashedEnd]`, where `hashedEnd` is where the
+        /// last group (or the one before its comma) ends: bytes before it never change while the
+        /// conversation only grows.
+        var hashed = AuditHash.Stream()
+        var hashedEnd = -1
     }
 
     private let state = Mutex(State())
 
-    func body<Codec: ProviderCodec>(_ request: ModelRequest, codec: Codec) -> String {
+    func body<Codec: ProviderCodec>(_ request: ModelRequest, codec: Codec) -> EncodedBody {
         state.withLock { s in
             let messages = request.messages
             let common = Self.commonPrefix(s.messages, messages)
@@ -41,8 +54,9 @@ final class EncodedConversation: Sendable {
             var kept = 0
             while kept < s.ends.count, s.ends[kept].message < common { kept += 1 }
             let start = kept > 0 ? s.ends[kept - 1].message : 0
+            let keptBytes = kept > 0 ? s.ends[kept - 1].byte : 0
             s.ends.removeSubrange(kept...)
-            s.bytes.removeSubrange((kept > 0 ? s.ends[kept - 1].byte : 0)...)
+            s.bytes.removeSubrange(keptBytes...)
             s.messages.removeSubrange(start...)
             s.messages.append(contentsOf: messages[start...])
             for group in codec.wireMessages(messages, from: start) {
@@ -55,11 +69,27 @@ final class EncodedConversation: Sendable {
                 let (head, tail) = codec.envelope(request, emptyConversation: empty)
                 s.envelope = Envelope(model: request.model, system: request.system, tools: request.tools, maxOutputTokens: request.maxOutputTokens,
                                       emptyConversation: empty, head: head, tail: tail)
+                s.hashedEnd = -1
             }
             let (head, tail) = (s.envelope!.head, s.envelope!.tail)
+
+            // The hash: advance the kept state over bytes that are now final, or start again.
+            let stableEnd = s.ends.count >= 2 ? s.ends[s.ends.count - 2].byte : 0
+            if s.hashedEnd < 0 || s.hashedEnd > keptBytes || s.hashedEnd > stableEnd {
+                s.hashed = AuditHash.Stream()
+                s.hashed.update(head)
+                s.hashedEnd = 0
+            }
+            let from = s.hashedEnd
+            s.bytes.withUnsafeBytes { s.hashed.update(UnsafeRawBufferPointer(rebasing: $0[from..<stableEnd])) }
+            s.hashedEnd = stableEnd
+            var final = s.hashed
+            s.bytes.withUnsafeBytes { final.update(UnsafeRawBufferPointer(rebasing: $0[stableEnd...])) }
+            final.update(tail)
+
             let total = head.count + s.bytes.count + tail.count
             // One copy, straight into the string that is sent and audited.
-            return String(unsafeUninitializedCapacity: total) { out in
+            let text = String(unsafeUninitializedCapacity: total) { out in
                 var offset = 0
                 for part in [head, s.bytes, tail] {
                     part.withUnsafeBufferPointer { bytes in
@@ -69,6 +99,7 @@ final class EncodedConversation: Sendable {
                 }
                 return total
             }
+            return EncodedBody(text: text, sha256: final.hex())
         }
     }
 

@@ -31,7 +31,9 @@ public final class ReplayProvider: ModelProvider {
         }
         var response = turns[index]
         if response.requestBody.isEmpty {
-            response.requestBody = encoding.body(request, codec: codec)
+            let body = encoding.body(request, codec: codec)
+            response.requestBody = body.text
+            response.requestSHA256 = body.sha256
         }
         response.attempts = 1
         response.latency = ContinuousClock.now - started

@@ -27,8 +27,8 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
 
     func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
         try options.breaker.admit(provider: codec.name)
-        let http = HTTPRequest(url: codec.endpoint, headers: codec.headers(apiKey: apiKey),
-                               body: encoding.body(request, codec: codec))
+        let body = encoding.body(request, codec: codec)
+        let http = HTTPRequest(url: codec.endpoint, headers: codec.headers(apiKey: apiKey), body: body.text)
         let started = ContinuousClock.now
         var attempt = 0
         while true {
@@ -44,7 +44,7 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
                         stopReason: turn.stopReason ?? (turn.toolCalls.isEmpty ? .endTurn : .toolUse),
                         usage: turn.usage,
                         requestID: exchange.head.value("x-request-id") ?? exchange.head.value("request-id") ?? turn.responseID,
-                        requestBody: http.body,
+                        requestBody: body.text, requestSHA256: body.sha256,
                         rawResponse: String(decoding: exchange.body, as: UTF8.self),
                         attempts: attempt, latency: ContinuousClock.now - started)
                 } catch {

@@ -251,7 +251,7 @@ public final class AgentLoop: Sendable {
             "cost_micro_usd": cost.map { .int($0) } ?? .null,
             "latency_ns": AuditValue(nanoseconds: r.latency), "attempts": .int(Int64(r.attempts)),
             "request_id": AuditValue(r.requestID),
-            "request_sha256": .string(AuditHash.sha256Hex(r.requestBody)), "request_bytes": .int(Int64(r.requestBody.utf8.count)),
+            "request_sha256": .string(r.requestSHA256 ?? AuditHash.sha256Hex(r.requestBody)), "request_bytes": .int(Int64(r.requestBody.utf8.count)),
             // The first request in full (system prompt, tool definitions, the task's prompt); every later one
             // is that plus the answers and results recorded since, so its hash is enough to prove it.
             "request_body": step == 1 ? payload(r.requestBody) : .null,
