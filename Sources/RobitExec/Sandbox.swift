@@ -262,14 +262,15 @@ public actor Sandbox {
     private func start() async throws(SandboxError) {
         let log = bundle.path + "/runtime.log"
         let command = runtime.startCommand(bundle: bundle.path, id: id)
-        let run = ChildProcess(executable: command.executable, arguments: command.arguments,
+        var run = ChildProcess(executable: command.executable, arguments: command.arguments,
                                stdout: .null, stderr: .file(log), timeout: .seconds(60), interruptible: false)
+        run.hiddenDirectory = command.hiddenDirectory
         let result: ChildProcess.Result
         do {
             result = try await run.run()
         } catch {
             _ = await destroy()
-            throw SandboxError(.createFailed, "\(error)")
+            throw SandboxError(.createFailed, "could not start the sandbox: \(error)")
         }
         guard result.status == .exited(0) else {
             let message = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
