@@ -238,7 +238,7 @@ public actor Sandbox {
         }
         if !options.egress.isEmpty {
             do {
-                let made = try await SandboxNetwork.setUp(id: id, egress: options.egress, workDirectory: dir)
+                let made = try SandboxNetwork.prepare(id: id, egress: options.egress)
                 network = made
                 configuration.networkNamespace = made.namespacePath
                 configuration.hosts = made.pinnedHosts
@@ -247,8 +247,15 @@ public actor Sandbox {
                 throw error
             }
         }
+        // The network's kernel work (nft table, namespace, veth) runs while the bundle is written.
+        async let networkError = network?.configure(workDirectory: dir)
+        let written = Result { () throws -> (OCIBundle, Spec) in try OCIBundle.create(at: dir, configuration: configuration, readable: false) }
+        if let error = await networkError {
+            _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
+            throw error
+        }
         do {
-            (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration, readable: false)
+            (bundle, spec) = try written.get()
         } catch {
             _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
             throw SandboxError(.createFailed, "cannot write the sandbox bundle in \(dir): \(error.localizedDescription)")

@@ -34,38 +34,59 @@ public final class SandboxNetwork: Sendable {
     /// nft table. Anything that cannot be set up is an error (exit 5) after everything done so far
     /// is removed again: there is never a sandbox with more network than asked.
     static func setUp(id: String, egress: [Egress], workDirectory: String, pool: AddressPool = AddressPool()) async throws(SandboxError) -> SandboxNetwork {
-        let (resolved, hosts) = try EgressResolver.resolve(egress)
-        let lease = try pool.acquire(id: id)
-        let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
-                                    sandboxAddress: lease.sandboxAddress, allowed: resolved)
-        let network = SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
-        do {
-            try network.configure(workDirectory: workDirectory)
-        } catch {
+        let network = try prepare(id: id, egress: egress, pool: pool)
+        if let error = await network.configure(workDirectory: workDirectory) {
             _ = await tearDown(id: id, pool: pool)
             throw error
         }
         return network
     }
 
-    /// The nft table first (it names the interface, not its index, so it holds before the link
-    /// exists), then namespace, veth, addresses and route over rtnetlink: no process is started.
-    private func configure(workDirectory: String) throws(SandboxError) {
+    /// The first half of `setUp`, with nothing of the kernel's yet: resolves the allowlist's names
+    /// (what the bundle's /etc/hosts needs) and leases a link. The caller runs `configure` next (while
+    /// it writes the bundle) and `tearDown` when that fails.
+    static func prepare(id: String, egress: [Egress], pool: AddressPool = AddressPool()) throws(SandboxError) -> SandboxNetwork {
+        let (resolved, hosts) = try EgressResolver.resolve(egress)
+        let lease = try pool.acquire(id: id)
+        let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
+                                    sandboxAddress: lease.sandboxAddress, allowed: resolved)
+        return SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
+    }
+
+    /// The second half: the nft table, and namespace, veth, addresses and route over rtnetlink, at
+    /// the same time on threads of their own (the table names the interface, not its index, so it
+    /// holds before the link exists; nothing runs in the namespace before both are done). No process
+    /// is started. Returns what failed, with whatever was made left for `tearDown`.
+    func configure(workDirectory: String) async -> SandboxError? {
         let rulesFile = workDirectory + "/" + Sandbox.rulesetFileName
         do {
             try OCIBundle.write(Data(ruleset.text.utf8), to: rulesFile, mode: 0o600)
         } catch {
-            throw SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
+            return SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
         }
-        try Self.enableForwarding()
-        do {
-            _ = try KernelNetwork.nft(ruleset.text)
-        } catch {
-            throw SandboxError(.hostNotReady, error.libraryMissing ? error.description
-                : "nft could not load the sandbox's egress ruleset (\(rulesFile)): \(error.message); the kernel needs nf_tables with inet nat and dynamic sets")
+        do throws(SandboxError) { try Self.enableForwarding() } catch { return error }
+        let text = ruleset.text
+        async let table: SandboxError? = KernelNetwork.offThread {
+            do throws(NftError) {
+                _ = try KernelNetwork.nft(text)
+                return nil
+            } catch {
+                return SandboxError(.hostNotReady, error.libraryMissing ? error.description
+                    : "nft could not load the sandbox's egress ruleset (\(rulesFile)): \(error.message); the kernel needs nf_tables with inet nat and dynamic sets")
+            }
         }
-        try KernelNetwork.create(namespacePath: namespacePath, hostInterface: ruleset.hostInterface, hostAddress: lease.hostAddress,
-                                 sandboxAddress: lease.sandboxAddress, prefixLength: AddressPool.Lease.prefixLength)
+        let (path, interface, host, sandbox) = (namespacePath, ruleset.hostInterface, lease.hostAddress, lease.sandboxAddress)
+        async let link: SandboxError? = KernelNetwork.offThread {
+            do throws(SandboxError) {
+                try KernelNetwork.create(namespacePath: path, hostInterface: interface, hostAddress: host, sandboxAddress: sandbox,
+                                         prefixLength: AddressPool.Lease.prefixLength)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let (tableError, linkError) = await (table, link)
+        return tableError ?? linkError
     }
 
     /// IPv4 forwarding, without which nothing leaves the namespace. robit turns it on and never off:
