@@ -47,7 +47,7 @@ public final class SandboxNetwork: Sendable {
     /// it writes the bundle) and `tearDown` when that fails.
     static func prepare(id: String, egress: [Egress], pool: AddressPool = AddressPool()) throws(SandboxError) -> SandboxNetwork {
         let (resolved, hosts) = try EgressResolver.resolve(egress)
-        let lease = try pool.acquire(id: id)
+        let lease = try HostForwarding(pool: pool).acquire(id: id)
         let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
                                     sandboxAddress: lease.sandboxAddress, allowed: resolved)
         return SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
@@ -64,7 +64,6 @@ public final class SandboxNetwork: Sendable {
         } catch {
             return SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
         }
-        do throws(SandboxError) { try Self.enableForwarding() } catch { return error }
         let text = ruleset.text
         async let table: SandboxError? = KernelNetwork.offThread {
             do throws(NftError) {
@@ -87,18 +86,6 @@ public final class SandboxNetwork: Sendable {
         }
         let (tableError, linkError) = await (table, link)
         return tableError ?? linkError
-    }
-
-    /// IPv4 forwarding, without which nothing leaves the namespace. robit turns it on and never off:
-    /// other sandboxes (and other software) may rely on it, and robit's tables drop whatever is not allowed.
-    static func enableForwarding() throws(SandboxError) {
-        let path = "/proc/sys/net/ipv4/ip_forward"
-        if (try? String(contentsOfFile: path, encoding: .utf8))?.hasPrefix("1") == true { return }
-        do {
-            try OCIBundle.write(Data("1".utf8), to: path, mode: 0o644)
-        } catch {
-            throw SandboxError(.hostNotReady, "cannot enable IPv4 forwarding (\(path)): \(error.localizedDescription); run `sysctl -w net.ipv4.ip_forward=1`")
-        }
     }
 
     /// Denied attempts per destination since the previous call (since setup for the first).
@@ -159,9 +146,10 @@ public final class SandboxNetwork: Sendable {
         } else {
             problems.append("nft table inet \(table) is kept while the sandbox's link is there")
         }
-        // The link is free again only when nothing else of the sandbox is left.
-        if problems.isEmpty {
-            for entry in leases { if let lease = entry.lease { pool.release(lease) } }
+        // The link is free again only when nothing else of the sandbox is left; with the host's last
+        // network, forwarding goes back to what robit found.
+        if problems.isEmpty, let problem = HostForwarding(pool: pool).release(leases.compactMap(\.lease)) {
+            problems.append(problem)
         }
         return problems
     }
@@ -181,7 +169,11 @@ extension SandboxNetwork {
             var item = Leftover(id: id, runtime: nil, kind: "network of a robit that is gone", removed: false, detail: "not removed")
             if remove {
                 let problems: [String]
-                if let lease = entry.lease { problems = await tearDown(id: lease.id, pool: pool) } else { pool.removeFile(index: entry.index); problems = [] }
+                if let lease = entry.lease {
+                    problems = await tearDown(id: lease.id, pool: pool)
+                } else {
+                    problems = HostForwarding(pool: pool).release([], files: [entry.index]).map { [$0] } ?? []
+                }
                 item.removed = problems.isEmpty
                 item.detail = problems.joined(separator: "; ")
             }

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import RobitExec
+@testable import RobitExec
 import RobitOCI
 import Testing
 
@@ -135,6 +135,76 @@ extension ExecIntegration {
             #expect(await x.destroy().isEmpty)
             #expect(await y.destroy().isEmpty)
             #expect(try NetworkTraces.of(x.id).isEmpty && NetworkTraces.of(y.id).isEmpty)
+        }
+
+        /// Runs `body` with net.ipv4.ip_forward at 0 and no robit network on the host (waiting for other
+        /// robits' networks to end), and puts the value found back afterwards.
+        static func withForwardingOff(_ body: () async throws -> Void) async throws {
+            let forwarding = HostForwarding()
+            let original = try String(contentsOfFile: HostForwarding.ipv4Sysctl, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            var quiet = false
+            for _ in 0..<600 where !quiet {
+                // Under robit's lock: no robit can take a lease between the check and the write.
+                quiet = try forwarding.locked { () throws(SandboxError) -> Bool in
+                    guard forwarding.pool.leases().isEmpty else { return false }
+                    unlink(forwarding.savedFile)
+                    do { try "0".write(toFile: HostForwarding.ipv4Sysctl, atomically: false, encoding: .utf8) } catch {
+                        throw SandboxError(.hostNotReady, "\(error)")
+                    }
+                    return true
+                }
+                if !quiet { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            defer {
+                if original == "1" { try? "1".write(toFile: HostForwarding.ipv4Sysctl, atomically: false, encoding: .utf8) }
+            }
+            guard quiet else { throw TestFailure("other robit networks stayed on the host for a minute: \(forwarding.pool.leases())") }
+            try await body()
+        }
+
+        static func forwardingValue() -> String {
+            ((try? String(contentsOfFile: HostForwarding.ipv4Sysctl, encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        @Test("IPv4 forwarding is on while a network exists and back off after the last, also after SIGKILL and the sweep")
+        func forwardingRestored() async throws {
+            try Self.require(.crun)
+            let host = try EgressTestHost(block: EgressTestHost.blocks(1)[0])
+            defer { host.remove() }
+            try await Self.withForwardingOff {
+                let wsA = try TempWorkspace()
+                let wsB = try TempWorkspace()
+                let a = try await Self.sandbox(.crun, egress: [Egress(.ipv4(host.address), port: 8080)], workspace: wsA)
+                #expect(Self.forwardingValue() == "1")
+                let b = try await Self.sandbox(.crun, egress: [Egress(.ipv4(host.address), port: 8080)], workspace: wsB)
+                let r = try await EgressProbe.run(b, ["tcp,allowed,\(host.address),8080"])
+                #expect(r["allowed"] == "ok")
+                #expect(await a.destroy().isEmpty)
+                #expect(Self.forwardingValue() == "1", "b's network still needs it")
+                #expect(try await EgressProbe.run(b, ["tcp,allowed,\(host.address),8080"])["allowed"] == "ok")
+                #expect(await b.destroy().isEmpty)
+                #expect(Self.forwardingValue() == "0", "back to what it was after the last network")
+                #expect(!FileManager.default.fileExists(atPath: HostForwarding().savedFile))
+
+                // A SIGKILLed robit: its network, and forwarding, stay until the next sweep removes them.
+                let ws = try TempWorkspace()
+                let p = try RobitProcess(["sandbox", "run", "--runtime", "crun", "--workspace", ws.path, "--egress", "\(host.address):8080",
+                                          "--", "/bin/sleep", "60"])
+                var id: String?
+                for _ in 0..<300 where id == nil {
+                    try await Task.sleep(for: .milliseconds(50))
+                    id = AddressPool().leases().first { $0.lease?.pid == p.pid }?.lease?.id
+                    if let found = id, !FileManager.default.fileExists(atPath: "/run/netns/\(found)") { id = nil }
+                }
+                let sandboxID = try #require(id, "robit never set up its network: \(p.stderr)")
+                try await Task.sleep(for: .milliseconds(300))
+                p.signal(SIGKILL)
+                _ = await p.wait(timeout: .seconds(30))
+                #expect(Self.forwardingValue() == "1")
+                _ = await Janitor.sweep(remove: true)
+                #expect(try NetworkTraces.of(sandboxID).isEmpty)
+                #expect(Self.forwardingValue() == "0", "the sweep removed the last network")
+            }
         }
 
         @Test("nothing is left after SIGINT, and after SIGKILL once the next start sweeps", arguments: runtimes)
