@@ -137,6 +137,41 @@ extension ExecIntegration {
             #expect(try NetworkTraces.of(x.id).isEmpty && NetworkTraces.of(y.id).isEmpty)
         }
 
+        @Test("IPv6 destinations, and names with only IPv6 addresses, are refused before anything is set up (exit 5)")
+        func ipv6Refused() async throws {
+            try Self.require(.crun)
+            let name = "robit-v6only-\(UUID().uuidString.prefix(8).lowercased()).test"
+            let line = "2001:2::5\t\(name)\n"
+            let original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
+            try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+            defer {
+                let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
+                try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+            }
+            let cases: [(Egress, String)] = [
+                (Egress(.ipv6("2001:2::2"), port: 8080), "IPv6 destinations"),
+                (Egress(.ipv6Network("2001:2::", prefixLength: 48), port: 8080), "IPv6 destinations"),
+                (Egress(.host(name), port: 8080), "only IPv6 addresses"),
+            ]
+            for (entry, says) in cases {
+                let ws = try TempWorkspace()
+                do {
+                    let box = try await Sandbox.create(SandboxOptions(runtime: .crun, workspace: ws.path, user: TestEnv.user, limits: TestEnv.limits,
+                                                                      egress: [entry]))
+                    await box.destroy()
+                    Issue.record("\(entry) was accepted")
+                } catch {
+                    #expect(error.code == .hostNotReady, "\(entry): \(error)")
+                    #expect(error.message.contains(says), "\(entry): \(error.message)")
+                }
+                #expect(AddressPool().leases().allSatisfy { $0.lease?.pid != getpid() }, "a lease is left after \(entry)")
+            }
+            // The CLI: exit 5, naming the destination.
+            let p = try RobitProcess(["sandbox", "run", "--runtime", "crun", "--egress", "[2001:2::2]:8080", "--", "/bin/true"])
+            #expect(await p.wait(timeout: .seconds(60)) == 5, "\(p.stderr)")
+            #expect(p.stderr.contains("2001:2::2"), "\(p.stderr)")
+        }
+
         /// A prepared rootfs of the test's own: static busybox, the mount points robit uses, and an /etc
         /// whose hosts maps `name` to `wrongAddress` and whose resolv.conf names `nameserver`: what
         /// robit must mount its own files over.
