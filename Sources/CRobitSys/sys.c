@@ -5,8 +5,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +40,95 @@ int robit_spawn(const char *path, char *const argv[], char *const envp[], int in
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     return rc;
+}
+
+// ---- spawning with a mount namespace of the child's own ----
+
+struct spawn_job {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int fds[3];
+    const char *hide_dir;
+    volatile int err;           // set by the child when it fails before exec
+    const char *volatile step;  // what failed
+};
+
+static int spawn_fail(struct spawn_job *j, const char *step) {
+    j->err = errno ? errno : EINVAL;
+    j->step = step;
+    _exit(127);
+}
+
+/// The child, on a stack of its own and sharing the parent's memory until it execs (CLONE_VM |
+/// CLONE_VFORK, as posix_spawn does): only system calls here, and failures are written to the job.
+static int spawn_child(void *arg) {
+    struct spawn_job *j = arg;
+    // Every signal has its default action before the mask opens again (the parent blocked all of
+    // them around clone, so none of robit's handlers can run here on the shared memory).
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL);  // glibc's internal signals are refused (EINVAL): they are reset by exec
+    }
+    if (setpgid(0, 0) != 0) return spawn_fail(j, "setpgid");
+    for (int i = 0; i < 3; i++) {
+        int fd = j->fds[i];
+        if (fd < 0) {
+            int n = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+            if (n < 0) return spawn_fail(j, "open /dev/null");
+            if (n != i) {
+                if (dup2(n, i) < 0) return spawn_fail(j, "dup2");
+                close(n);
+            }
+        } else if (fd == i) {
+            if (fcntl(i, F_SETFD, 0) != 0) return spawn_fail(j, "fcntl");
+        } else if (dup2(fd, i) < 0) {
+            return spawn_fail(j, "dup2");
+        }
+    }
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+        for (int fd = 3; fd < 65536; fd++) close(fd);
+    }
+    if (unshare(CLONE_NEWNS) != 0) return spawn_fail(j, "enter a mount namespace of its own (unshare CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return spawn_fail(j, "make its mounts private");
+    if (mount("robit-hidden", j->hide_dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555") != 0)
+        return spawn_fail(j, "mount an empty read-only tmpfs on the directory to hide");
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(j->path, j->argv, j->envp);
+    return spawn_fail(j, "exec");
+}
+
+int robit_spawn_hiding(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
+                       const char *hide_dir, pid_t *pid, const char **step) {
+    *step = NULL;
+    if (!hide_dir) return robit_spawn(path, argv, envp, in_fd, out_fd, err_fd, pid);
+    struct spawn_job job = {.path = path, .argv = argv, .envp = envp, .fds = {in_fd, out_fd, err_fd}, .hide_dir = hide_dir};
+    size_t size = 256 * 1024;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) { *step = "allocate the child's stack"; return errno; }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int saved = 0;
+    pid_t child = clone(spawn_child, (char *)stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
+    if (child < 0) saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, size);
+    if (child < 0) { *step = "clone"; return saved; }
+    if (job.err) {
+        // The child ended before exec: reap it and say what failed.
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        *step = job.step;
+        return job.err;
+    }
+    *pid = child;
+    return 0;
 }
 
 int robit_pidfd_open(pid_t pid) {

@@ -50,7 +50,11 @@ struct ChildProcess {
     struct SpawnError: Error, CustomStringConvertible {
         var executable: String
         var errno: Int32
-        var description: String { "cannot start \(executable): \(String(cString: strerror(errno)))" }
+        /// What the child could not do before exec (nil: the spawn itself failed).
+        var step: String? = nil
+        var description: String {
+            "cannot start \(executable)\(step.map { ": \($0)" } ?? ""): \(String(cString: strerror(errno)))"
+        }
     }
 
     /// The environment of every runtime robit starts: nothing of robit's own (API keys stay out).
@@ -73,6 +77,9 @@ struct ChildProcess {
     var onLingering: (@Sendable () -> Void)?
     /// Whether an interrupt of robit stops this process (teardown commands must run to the end).
     var interruptible = true
+    /// The process starts in a mount namespace of its own where this directory is covered by an
+    /// empty read-only tmpfs (see `Runtime.startCommand`). If that cannot be set up, it never starts.
+    var hiddenDirectory: String?
 
     /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
     static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"
@@ -113,10 +120,11 @@ struct ChildProcess {
         }
 
         var pid: pid_t = 0
+        var step: UnsafePointer<CChar>?
         let argv = [executable] + arguments
         let rc = withCStrings(argv) { cArgv in
             withCStrings(environment) { cEnv in
-                robit_spawn(executable, cArgv, cEnv, inPipe[0], outFD, errFD, &pid)
+                robit_spawn_hiding(executable, cArgv, cEnv, inPipe[0], outFD, errFD, hiddenDirectory, &pid, &step)
             }
         }
         if outPipe[1] >= 0 { close(outPipe[1]) }
@@ -128,7 +136,7 @@ struct ChildProcess {
         guard rc == 0 else {
             if outPipe[0] >= 0 { close(outPipe[0]) }
             if errPipe[0] >= 0 { close(errPipe[0]) }
-            throw SpawnError(executable: executable, errno: rc)
+            throw SpawnError(executable: executable, errno: rc, step: step.map { String(cString: $0) + (hiddenDirectory.map { " (\($0))" } ?? "") })
         }
         let pidFD = robit_pidfd_open(pid)
         defer { if pidFD >= 0 { close(pidFD) } }

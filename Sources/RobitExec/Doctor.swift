@@ -141,6 +141,8 @@ public enum Doctor {
                 }
             }
         }
+        // After the sweep: networks of robits that are gone no longer count.
+        findings.append(HostForwarding().report(fix: fix))
         return findings
     }
 

@@ -37,6 +37,9 @@ enum EgressResolver {
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(name, nil, &hints, &list)
         guard rc == 0, let first = list else {
+            if hasIPv6Address(name) {
+                throw SandboxError(.hostNotReady, "\(name) has only IPv6 addresses on the host; egress to IPv6 destinations is not supported yet (sandboxes get IPv4 only): list an IPv4 address or a name with one")
+            }
             let why = rc == 0 ? "no address" : String(cString: gai_strerror(rc))
             throw SandboxError(.hostNotReady, "cannot resolve \(name) on the host (\(why)); egress names are resolved once when the sandbox starts: check the name or list its address")
         }
@@ -59,6 +62,19 @@ enum EgressResolver {
             throw SandboxError(.hostNotReady, "\(name) has no IPv4 address on the host; sandboxes get IPv4 only")
         }
         return addresses
+    }
+}
+
+extension EgressResolver {
+    /// Whether `name` resolves to an IPv6 address on the host (to say why a name without IPv4 is refused).
+    static func hasIPv6Address(_ name: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_family = AF_INET6
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(name, nil, &hints, &list) == 0, list != nil else { return false }
+        freeaddrinfo(list)
+        return true
     }
 }
 

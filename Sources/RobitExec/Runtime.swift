@@ -44,18 +44,15 @@ public struct Runtime: Sendable, Equatable {
         }
     }
 
-    /// The command that starts a sandbox. runsc up to at least 20221219 decides that it is in the
-    /// host's network namespace when /proc/sys/net/core/rmem_default exists, which since Linux 6.x
-    /// is true in every namespace, and then refuses `--network=sandbox`. So with a joined network,
-    /// runsc starts in a mount namespace of its own where that directory is hidden under an empty
-    /// tmpfs (private propagation: the host's mounts are untouched).
-    func startCommand(bundle: String, id: String) -> (executable: String, arguments: [String]) {
-        let args = runDetached(bundle: bundle, id: id)
-        guard kind == .runsc, joinsNetwork, let unshare = Self.searchPath.map({ $0 + "/unshare" }).first(where: { access($0, X_OK) == 0 }) else {
-            return (path, args)
-        }
-        let script = "mount -t tmpfs -o ro,size=4k,mode=555 robit-netcheck /proc/sys/net && exec \"$0\" \"$@\""
-        return (unshare, ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, path] + args)
+    /// The command that starts a sandbox, and the directory it must not see (nil: none).
+    /// runsc up to at least 20221219 decides that it is in the host's network namespace when
+    /// /proc/sys/net/core/rmem_default exists, which since Linux 6.x is true in every namespace, and
+    /// then refuses `--network=sandbox`. So with a joined network, runsc starts in a mount namespace
+    /// of its own where that directory is hidden under an empty tmpfs (private propagation: the
+    /// host's mounts are untouched). robit's spawn does this in the child before exec
+    /// (`ChildProcess.hiddenDirectory`); if it cannot, runsc is not started.
+    func startCommand(bundle: String, id: String) -> (executable: String, arguments: [String], hiddenDirectory: String?) {
+        (path, runDetached(bundle: bundle, id: id), kind == .runsc && joinsNetwork ? "/proc/sys/net" : nil)
     }
 
     func exec(processFile: String, id: String) -> [String] {

@@ -51,6 +51,10 @@ public struct SandboxOptions: Sendable {
             }
             rootfs = .path(try Workspace.validateRootfs(dir, workspace: workspace, state: state))
         }
+        var etcOverlay: EtcOverlay?
+        if case .path(let dir) = rootfs, !egress.isEmpty {
+            etcOverlay = try Self.etcOverlay(rootfs: dir, directory: (bundleDirectory ?? state.directory(for: id)) + "/etc")
+        }
         let options = self
         let initPath: String
         if let given = initBinary { initPath = given } else { initPath = try InitBinary.locate() }
@@ -60,7 +64,22 @@ public struct SandboxOptions: Sendable {
             memoryOverhead: runtime == .runsc ? Self.runscMemoryOverhead : 0,
             initBinary: initPath,
             execSeccompFilter: runtime == .runsc ? (bundleDirectory ?? options.state.directory(for: id)) + "/seccomp.bpf" : nil,
-            hostLayout: .scan())
+            hostLayout: .scan(), etcOverlay: etcOverlay)
+    }
+
+    /// A prepared rootfs with an egress allowlist gets robit's /etc/hosts (the pinned names) mounted
+    /// over its own, and robit's resolv.conf (no nameserver) over its own when that is a regular
+    /// file. The runtimes mount onto what is there: the rootfs must have /etc/hosts as a regular file.
+    static func etcOverlay(rootfs: String, directory: String) throws(SandboxError) -> EtcOverlay {
+        func isA(_ type: mode_t, _ path: String) -> Bool {
+            var st = stat()
+            return lstat(path, &st) == 0 && st.st_mode & S_IFMT == type
+        }
+        func isRegularFile(_ path: String) -> Bool { isA(S_IFREG, path) }
+        guard isA(S_IFDIR, rootfs + "/etc"), isRegularFile(rootfs + "/etc/hosts") else {
+            throw SandboxError(.createFailed, "rootfs \(rootfs) has no regular file etc/hosts (in a real directory etc); with an egress allowlist robit mounts the allowlist's pinned names over the rootfs's /etc/hosts: create one (e.g. an empty \(rootfs)/etc/hosts owned by root), or use rootfs host")
+        }
+        return EtcOverlay(directory: directory, files: ["hosts"] + (isRegularFile(rootfs + "/etc/resolv.conf") ? ["resolv.conf"] : []))
     }
 }
 
@@ -233,7 +252,7 @@ public actor Sandbox {
         }
         if !options.egress.isEmpty {
             do {
-                let made = try await SandboxNetwork.setUp(id: id, egress: options.egress, workDirectory: dir)
+                let made = try SandboxNetwork.prepare(id: id, egress: options.egress)
                 network = made
                 configuration.networkNamespace = made.namespacePath
                 configuration.hosts = made.pinnedHosts
@@ -242,8 +261,15 @@ public actor Sandbox {
                 throw error
             }
         }
+        // The network's kernel work (nft table, namespace, veth) runs while the bundle is written.
+        async let networkError = network?.configure(workDirectory: dir)
+        let written = Result { () throws -> (OCIBundle, Spec) in try OCIBundle.create(at: dir, configuration: configuration, readable: false) }
+        if let error = await networkError {
+            _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
+            throw error
+        }
         do {
-            (bundle, spec) = try OCIBundle.create(at: dir, configuration: configuration, readable: false)
+            (bundle, spec) = try written.get()
         } catch {
             _ = await Janitor.teardown(id: id, runtimes: [], state: options.state)
             throw SandboxError(.createFailed, "cannot write the sandbox bundle in \(dir): \(error.localizedDescription)")
@@ -257,14 +283,15 @@ public actor Sandbox {
     private func start() async throws(SandboxError) {
         let log = bundle.path + "/runtime.log"
         let command = runtime.startCommand(bundle: bundle.path, id: id)
-        let run = ChildProcess(executable: command.executable, arguments: command.arguments,
+        var run = ChildProcess(executable: command.executable, arguments: command.arguments,
                                stdout: .null, stderr: .file(log), timeout: .seconds(60), interruptible: false)
+        run.hiddenDirectory = command.hiddenDirectory
         let result: ChildProcess.Result
         do {
             result = try await run.run()
         } catch {
             _ = await destroy()
-            throw SandboxError(.createFailed, "\(error)")
+            throw SandboxError(.createFailed, "could not start the sandbox: \(error)")
         }
         guard result.status == .exited(0) else {
             let message = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

@@ -34,50 +34,58 @@ public final class SandboxNetwork: Sendable {
     /// nft table. Anything that cannot be set up is an error (exit 5) after everything done so far
     /// is removed again: there is never a sandbox with more network than asked.
     static func setUp(id: String, egress: [Egress], workDirectory: String, pool: AddressPool = AddressPool()) async throws(SandboxError) -> SandboxNetwork {
-        let (resolved, hosts) = try EgressResolver.resolve(egress)
-        let lease = try pool.acquire(id: id)
-        let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
-                                    sandboxAddress: lease.sandboxAddress, allowed: resolved)
-        let network = SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
-        do {
-            try network.configure(workDirectory: workDirectory)
-        } catch {
+        let network = try prepare(id: id, egress: egress, pool: pool)
+        if let error = await network.configure(workDirectory: workDirectory) {
             _ = await tearDown(id: id, pool: pool)
             throw error
         }
         return network
     }
 
-    /// The nft table first (it names the interface, not its index, so it holds before the link
-    /// exists), then namespace, veth, addresses and route over rtnetlink: no process is started.
-    private func configure(workDirectory: String) throws(SandboxError) {
+    /// The first half of `setUp`, with nothing of the kernel's yet: resolves the allowlist's names
+    /// (what the bundle's /etc/hosts needs) and leases a link. The caller runs `configure` next (while
+    /// it writes the bundle) and `tearDown` when that fails.
+    static func prepare(id: String, egress: [Egress], pool: AddressPool = AddressPool()) throws(SandboxError) -> SandboxNetwork {
+        let (resolved, hosts) = try EgressResolver.resolve(egress)
+        let lease = try HostForwarding(pool: pool).acquire(id: id)
+        let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
+                                    sandboxAddress: lease.sandboxAddress, allowed: resolved)
+        return SandboxNetwork(id: id, lease: lease, ruleset: ruleset, pinnedHosts: hosts, pool: pool)
+    }
+
+    /// The second half: the nft table, and namespace, veth, addresses and route over rtnetlink, at
+    /// the same time on threads of their own (the table names the interface, not its index, so it
+    /// holds before the link exists; nothing runs in the namespace before both are done). No process
+    /// is started. Returns what failed, with whatever was made left for `tearDown`.
+    func configure(workDirectory: String) async -> SandboxError? {
         let rulesFile = workDirectory + "/" + Sandbox.rulesetFileName
         do {
             try OCIBundle.write(Data(ruleset.text.utf8), to: rulesFile, mode: 0o600)
         } catch {
-            throw SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
+            return SandboxError(.createFailed, "cannot write \(rulesFile): \(error.localizedDescription)")
         }
-        try Self.enableForwarding()
-        do {
-            _ = try KernelNetwork.nft(ruleset.text)
-        } catch {
-            throw SandboxError(.hostNotReady, error.libraryMissing ? error.description
-                : "nft could not load the sandbox's egress ruleset (\(rulesFile)): \(error.message); the kernel needs nf_tables with inet nat and dynamic sets")
+        let text = ruleset.text
+        async let table: SandboxError? = KernelNetwork.offThread {
+            do throws(NftError) {
+                _ = try KernelNetwork.nft(text)
+                return nil
+            } catch {
+                return SandboxError(.hostNotReady, error.libraryMissing ? error.description
+                    : "nft could not load the sandbox's egress ruleset (\(rulesFile)): \(error.message); the kernel needs nf_tables with inet nat and dynamic sets")
+            }
         }
-        try KernelNetwork.create(namespacePath: namespacePath, hostInterface: ruleset.hostInterface, hostAddress: lease.hostAddress,
-                                 sandboxAddress: lease.sandboxAddress, prefixLength: AddressPool.Lease.prefixLength)
-    }
-
-    /// IPv4 forwarding, without which nothing leaves the namespace. robit turns it on and never off:
-    /// other sandboxes (and other software) may rely on it, and robit's tables drop whatever is not allowed.
-    static func enableForwarding() throws(SandboxError) {
-        let path = "/proc/sys/net/ipv4/ip_forward"
-        if (try? String(contentsOfFile: path, encoding: .utf8))?.hasPrefix("1") == true { return }
-        do {
-            try OCIBundle.write(Data("1".utf8), to: path, mode: 0o644)
-        } catch {
-            throw SandboxError(.hostNotReady, "cannot enable IPv4 forwarding (\(path)): \(error.localizedDescription); run `sysctl -w net.ipv4.ip_forward=1`")
+        let (path, interface, host, sandbox) = (namespacePath, ruleset.hostInterface, lease.hostAddress, lease.sandboxAddress)
+        async let link: SandboxError? = KernelNetwork.offThread {
+            do throws(SandboxError) {
+                try KernelNetwork.create(namespacePath: path, hostInterface: interface, hostAddress: host, sandboxAddress: sandbox,
+                                         prefixLength: AddressPool.Lease.prefixLength)
+                return nil
+            } catch {
+                return error
+            }
         }
+        let (tableError, linkError) = await (table, link)
+        return tableError ?? linkError
     }
 
     /// Denied attempts per destination since the previous call (since setup for the first).
@@ -138,9 +146,10 @@ public final class SandboxNetwork: Sendable {
         } else {
             problems.append("nft table inet \(table) is kept while the sandbox's link is there")
         }
-        // The link is free again only when nothing else of the sandbox is left.
-        if problems.isEmpty {
-            for entry in leases { if let lease = entry.lease { pool.release(lease) } }
+        // The link is free again only when nothing else of the sandbox is left; with the host's last
+        // network, forwarding goes back to what robit found.
+        if problems.isEmpty, let problem = HostForwarding(pool: pool).release(leases.compactMap(\.lease)) {
+            problems.append(problem)
         }
         return problems
     }
@@ -160,7 +169,11 @@ extension SandboxNetwork {
             var item = Leftover(id: id, runtime: nil, kind: "network of a robit that is gone", removed: false, detail: "not removed")
             if remove {
                 let problems: [String]
-                if let lease = entry.lease { problems = await tearDown(id: lease.id, pool: pool) } else { pool.removeFile(index: entry.index); problems = [] }
+                if let lease = entry.lease {
+                    problems = await tearDown(id: lease.id, pool: pool)
+                } else {
+                    problems = HostForwarding(pool: pool).release([], files: [entry.index]).map { [$0] } ?? []
+                }
                 item.removed = problems.isEmpty
                 item.detail = problems.joined(separator: "; ")
             }

@@ -27,6 +27,7 @@ public struct OCIBundle: Sendable {
         case .path(let dir):
             if relativeRoot { try fm.createSymbolicLink(atPath: bundle.rootfsPath, withDestinationPath: dir) }
             rootPath = relativeRoot ? "rootfs" : dir
+            if let overlay = c.etcOverlay { try writeEtcOverlay(overlay, configuration: c) }
         }
         if let filter = c.execSeccompFilter {
             try write(Data(try SyscallTable.compileBPF(c.policy.seccomp)), to: filter, mode: 0o644)
@@ -84,6 +85,17 @@ public struct OCIBundle: Sendable {
         try write(Data(), to: "\(root)/.robit/seccomp.bpf", mode: 0o644)
         for (name, text) in curatedEtc(user: c.user, hostname: c.hostname, hosts: c.hosts.map { ($0.address, $0.name) }) {
             try write(Data(text.utf8), to: "\(root)/etc/\(name)", mode: 0o644)
+        }
+    }
+
+    /// The files of robit's /etc that are mounted over a prepared rootfs's own.
+    static func writeEtcOverlay(_ overlay: EtcOverlay, configuration c: SandboxConfiguration) throws {
+        try makeDirectory(overlay.directory, mode: 0o755)
+        let etc = Dictionary(curatedEtc(user: c.user, hostname: c.hostname, hosts: c.hosts.map { ($0.address, $0.name) }),
+                             uniquingKeysWith: { a, _ in a })
+        for name in overlay.files {
+            guard let text = etc[name] else { throw posixError("robit writes no /etc/\(name)") }
+            try write(Data(text.utf8), to: "\(overlay.directory)/\(name)", mode: 0o644)
         }
     }
 

@@ -37,12 +37,17 @@ public struct SandboxConfiguration: Sendable, Equatable {
     public var networkNamespace: String?
     /// Names pinned in the sandbox's /etc/hosts (the resolved names of an egress allowlist).
     public var hosts: [PinnedHost]
+    /// For a prepared rootfs with an egress allowlist: robit's /etc files mounted over the rootfs's
+    /// own, so that the pinned names resolve and no nameserver is named whatever the rootfs. nil for
+    /// rootfs `host` (its whole /etc is robit's) and without an allowlist.
+    public var etcOverlay: EtcOverlay?
     public var annotations: [String: String]
 
     public init(id: String, rootfs: Rootfs = .host, workspace: String, user: User, limits: SandboxLimits = SandboxLimits(),
                 policy: SandboxPolicy, pidsEnforcement: PidsEnforcement = .cgroup, memoryOverhead: UInt64 = 0,
                 initBinary: String, execSeccompFilter: String? = nil, hostname: String = "robit", env: [String] = SandboxConfiguration.defaultEnvironment,
-                hostLayout: HostLayout, networkNamespace: String? = nil, hosts: [PinnedHost] = [], annotations: [String: String] = [:]) {
+                hostLayout: HostLayout, networkNamespace: String? = nil, hosts: [PinnedHost] = [], etcOverlay: EtcOverlay? = nil,
+                annotations: [String: String] = [:]) {
         self.id = id
         self.rootfs = rootfs
         self.workspace = workspace
@@ -58,6 +63,7 @@ public struct SandboxConfiguration: Sendable, Equatable {
         self.hostLayout = hostLayout
         self.networkNamespace = networkNamespace
         self.hosts = hosts
+        self.etcOverlay = etcOverlay
         self.annotations = annotations
     }
 
@@ -75,6 +81,19 @@ public struct SandboxConfiguration: Sendable, Equatable {
     public static let initPath = "/.robit/init"
     public static let seccompFilterPath = "/.robit/seccomp.bpf"
     public static let workPath = "/work"
+}
+
+/// Files of robit's curated /etc (`OCIBundle.curatedEtc`) that robit writes to `directory` (in the
+/// bundle) and mounts read-only over /etc/NAME of a prepared rootfs.
+public struct EtcOverlay: Sendable, Equatable {
+    public var directory: String
+    /// `hosts` always; `resolv.conf` when the rootfs has one as a regular file.
+    public var files: [String]
+
+    public init(directory: String, files: [String]) {
+        self.directory = directory
+        self.files = files
+    }
 }
 
 public struct SandboxLimits: Sendable, Equatable {

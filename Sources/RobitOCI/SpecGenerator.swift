@@ -86,6 +86,9 @@ public enum SpecGenerator {
         if let filter = c.execSeccompFilter {
             mounts.append(readOnlyBind(filter, SandboxConfiguration.seccompFilterPath))
         }
+        if let overlay = c.etcOverlay {
+            for name in overlay.files { mounts.append(readOnlyBind(overlay.directory + "/" + name, "/etc/" + name)) }
+        }
 
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Namespace(type: $0) }
         namespaces.append(Namespace(type: "network", path: c.networkNamespace))

@@ -103,9 +103,15 @@ if args.first == "net" {
             }
         }
         let m = SandboxBenchmark.median
+        // Each round measures both, back to back: the per-round differences, with their range, show the noise.
+        let createDiff = zip(egressCreate, plainCreate).map { $0 - $1 }
+        let runDiff = zip(egress, plain).map { $0 - $1 }
+        func range(_ xs: [Double]) -> String { String(format: "%+.1f..%+.1f", xs.min() ?? .nan, xs.max() ?? .nan) }
         print(String(format: "%@: cold start %.1f ms (create+destroy %.1f ms); with egress %.1f ms (%.1f ms): added %.1f ms per run (target <= 30 ms); create %+.1f ms, destroy %+.1f ms",
                      kind.rawValue, m(plainCreate), m(plain), m(egressCreate), m(egress), m(egress) - m(plain),
                      m(egressCreate) - m(plainCreate), m(zip(egress, egressCreate).map { $0 - $1 }) - m(zip(plain, plainCreate).map { $0 - $1 })))
+        print(String(format: "%@: per round, egress minus plain: create median %+.1f ms (range %@), create+destroy median %+.1f ms (range %@)",
+                     kind.rawValue, m(createDiff), range(createDiff), m(runDiff), range(runDiff)))
     }
     // robit's own part, without a runtime: the kernel calls of setup and teardown, one by one.
     var steps: [[Double]] = Array(repeating: [], count: 5)

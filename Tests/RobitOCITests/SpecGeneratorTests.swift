@@ -138,4 +138,28 @@ import Testing
         let attrs = try FileManager.default.attributesOfItem(atPath: bundle.rootfsPath + "/tmp")
         #expect((attrs[.posixPermissions] as? Int) == 0o1777)
     }
+
+    @Test func aPreparedRootfsWithAnAllowlistGetsRobitsHostsAndResolvConfMountedOverItsOwn() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = Self.configuration(rootfs: .path("/srv/rootfs"))
+        c.networkNamespace = "/run/netns/robit-0123456789ab"
+        c.hosts = [PinnedHost(address: "198.18.0.2", name: "api.example.test")]
+        c.etcOverlay = EtcOverlay(directory: dir + "/b/etc", files: ["hosts", "resolv.conf"])
+        let (_, spec) = try OCIBundle.create(at: dir + "/b", configuration: c)
+        let binds = (spec.mounts ?? []).filter { $0.destination.hasPrefix("/etc/") }
+        #expect(binds.map(\.destination) == ["/etc/hosts", "/etc/resolv.conf"])
+        for m in binds {
+            #expect(m.source == dir + "/b" + m.destination)
+            #expect(m.options?.contains("ro") == true && m.options?.contains("bind") == true)
+        }
+        let hosts = try String(contentsOfFile: dir + "/b/etc/hosts", encoding: .utf8)
+        #expect(hosts.contains("198.18.0.2\tapi.example.test\n"))
+        #expect(hosts.contains("127.0.0.1\tlocalhost"))
+        #expect(!(try String(contentsOfFile: dir + "/b/etc/resolv.conf", encoding: .utf8)).contains("nameserver"))
+        // The rest of the prepared rootfs's /etc is its own; without an overlay nothing of /etc is mounted.
+        #expect(!FileManager.default.fileExists(atPath: dir + "/b/etc/passwd"))
+        let plain = SpecGenerator.spec(for: Self.configuration(rootfs: .path("/srv/rootfs")), rootfsPath: "/srv/rootfs")
+        #expect(!(plain.mounts ?? []).contains { $0.destination.hasPrefix("/etc") })
+    }
 }

@@ -5,6 +5,14 @@
 /// mask; fds 0-2 are the given ones (-1 = /dev/null), every other fd is closed. Returns 0 or an errno.
 int robit_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, pid_t *pid);
 
+/// robit_spawn, with `hide_dir` (NULL: exactly robit_spawn) covered in the child: it is cloned
+/// (vfork style, as posix_spawn does), enters a mount namespace of its own with private propagation
+/// (the host's mounts are untouched), and mounts an empty read-only tmpfs on `hide_dir` before exec.
+/// If any of that fails the child exits before exec and is reaped, and the errno is returned with
+/// `*step` naming what failed.
+int robit_spawn_hiding(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
+                       const char *hide_dir, pid_t *pid, const char **step);
+
 /// pidfd_open(2); -1 with errno on failure.
 int robit_pidfd_open(pid_t pid);
 
