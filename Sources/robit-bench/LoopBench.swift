@@ -79,7 +79,12 @@ enum LoopBench {
                 runs.append(try await robitRun(robit: o.robit, task: task, steps: steps, stateDirectory: dir + "/state", control: control))
             }
             bare += try await SandboxBenchmark.bareExecs(options: options, argv: ["/bin/true", "1"], count: o.bare - o.bare / 2)
-            report(kind, bare: bare, runs: runs)
+            // The same execs spaced as the loop spaces its execs (the time a step spends outside the exec).
+            let last = runs[runs.count - 1]
+            let gapMS = max(0, (last.wallMS - last.createMS - last.destroyMS) / Double(last.steps) - mean(last.toolDurationMS))
+            let paced = try await SandboxBenchmark.bareExecs(options: options, argv: ["/bin/true", "1"], count: o.bare / 2,
+                                                              gap: .microseconds(Int64(gapMS * 1000)))
+            report(kind, bare: bare, paced: (paced, gapMS), runs: runs)
         }
     }
 
@@ -203,7 +208,7 @@ enum LoopBench {
 
     /// Per step = (wall - create - destroy) / steps, a mean over the run: the overhead is that minus the
     /// bare exec's mean (the runtime exec's time varies: its median is lower than its mean).
-    static func report(_ kind: RuntimeKind, bare samples: [Double], runs: [RunFigures]) {
+    static func report(_ kind: RuntimeKind, bare samples: [Double], paced: (samples: [Double], gapMS: Double), runs: [RunFigures]) {
         let m = SandboxBenchmark.median
         let bare = mean(samples)
         print("\n\(kind.rawValue): bare exec mean \(String(format: "%.2f", bare)) ms, median \(String(format: "%.2f", m(samples))) ms (\(samples.count) execs)")
@@ -219,6 +224,10 @@ enum LoopBench {
         if let last = runs.last {
             print(String(format: "  the runtime exec as robit runs it (spawn to exit, %d-step run) vs bare: median %.2f vs %.2f ms, mean %.2f vs %.2f ms",
                          last.steps, m(last.toolDurationMS), m(samples), mean(last.toolDurationMS), bare))
+            print(String(format: "  bare execs %.2f ms apart, as the loop spaces them: median %.2f ms, mean %.2f ms (%d execs); the %d-step run's overhead against that mean: %.2f ms (%.2f without the fake model)",
+                         paced.gapMS, m(paced.samples), mean(paced.samples), paced.samples.count, last.steps,
+                         (last.wallMS - last.createMS - last.destroyMS) / Double(last.steps) - mean(paced.samples),
+                         (last.wallMS - last.createMS - last.destroyMS - last.serverMS) / Double(last.steps) - mean(paced.samples)))
         }
         if runs.count == 2 {
             let (a, b) = (runs[0], runs[1])
