@@ -138,20 +138,6 @@ final class Progress: @unchecked Sendable {
         if tty { status() }
     }
 
-    /// Straight to fd 2 (several lines per step): no FileHandle and no Data in between.
-    private static func emit(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return }
-                offset += written
-            }
-        }
-    }
-
     /// `850ms`, `12.3s` (rounded), in integers: this runs at every step.
     private func formatMS(_ d: Duration) -> String {
         let (seconds, attoseconds) = d.components
@@ -165,25 +151,25 @@ final class Progress: @unchecked Sendable {
         let elapsed = ContinuousClock.now - start
         let costText = cost.map { Money.usd(micro: $0) } ?? "$?"
         let line = "robit: step \(step) | \(tool) | \(tokens) tokens | \(costText) | \(formatMS(elapsed))"
-        Self.emit("\r\u{1B}[2K" + line)
+        writeStandardError("\r\u{1B}[2K" + line)
         lineShown = true
     }
 
     private func write(_ line: String) {
-        Self.emit(line + "\n")
+        writeStandardError(line + "\n")
     }
 
     func say(_ line: String) {
         lock.lock()
         defer { lock.unlock() }
-        if tty && lineShown { Self.emit("\r\u{1B}[2K"); lineShown = false }
+        if tty && lineShown { writeStandardError("\r\u{1B}[2K"); lineShown = false }
         write(line)
     }
 
     func done() {
         lock.lock()
         defer { lock.unlock() }
-        if tty && lineShown { Self.emit("\r\u{1B}[2K"); lineShown = false }
+        if tty && lineShown { writeStandardError("\r\u{1B}[2K"); lineShown = false }
     }
 }
 

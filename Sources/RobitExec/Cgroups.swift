@@ -76,13 +76,6 @@ public struct CgroupMounts: Sendable {
             + entries.filter(\.isV2).map { $0.mountPoint + path + "/memory.events" }
     }
 
-    func oomKillCount(for path: String) -> Int? {
-        for file in oomKillFiles(for: path) {
-            if let n = Self.readCounter(file, key: "oom_kill") { return n }
-        }
-        return nil
-    }
-
     /// Host pids of the processes in the cgroup at `path`.
     func processes(in path: String) -> [Int32] {
         var files: [String] = []
@@ -128,16 +121,9 @@ public struct CgroupMounts: Sendable {
         return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "1"
     }
 
-    /// A `key value` line of a small cgroup file.
-    static func readCounter(_ file: String, key: String) -> Int? {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return readCounter(fd: fd, key: key)
-    }
-
-    /// The same from an open file, read again from its start: a cgroup file's contents are made anew
-    /// at each read from offset 0, so the file can stay open (no path lookup per read).
+    /// The value of the `key value` line of a small cgroup file, read again from its start: a cgroup
+    /// file's contents are made anew at each read from offset 0, so the file can stay open (no path
+    /// lookup per read).
     static func readCounter(fd: Int32, key: String) -> Int? {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer -> Int? in
             let count = pread(fd, buffer.baseAddress, buffer.count, 0)

@@ -199,8 +199,9 @@ public actor Sandbox {
     /// The sandbox's network when it has an egress allowlist; nil = only loopback.
     public nonisolated let network: SandboxNetwork?
     let state: SandboxState
-    /// The host's cgroup mounts, read once: OOM kills are counted before and after every exec.
+    /// The host's cgroup mounts, read once.
     private let cgroups = CgroupMounts.current()
+    /// OOM kills, counted before and after every exec.
     private lazy var oomKills = OOMKillCounter(cgroups: cgroups, path: SpecGenerator.cgroupsPath(id: id))
     /// Tags of the commands running now: a timeout kills everything else but init.
     private let activeTags = ActiveTags()

@@ -4,17 +4,16 @@ import RobitExec
 import Synchronization
 
 /// One HTTP POST over libcurl, run on a blocking thread (`BlockingThreads`, never the cooperative
-/// pool) and bridged to async. The body is handed to the consumer as it arrives; the whole body is also kept (up to the
-/// size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
+/// pool) and bridged to async. The body is handed to the consumer as it arrives; the whole body is
+/// also kept (up to the size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
 /// default). Task cancellation aborts the transfer within about 50 ms.
 enum HTTPTransfer {
     fileprivate static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_ALL))
     }()
 
-    static func post<Consumer: HTTPStreamConsumer>(_ request: HTTPRequest, limits: HTTPLimits, connection: HTTPConnectionCache = HTTPConnectionCache(),
+    static func post<Consumer: HTTPStreamConsumer>(_ request: HTTPRequest, limits: HTTPLimits, connection: HTTPConnectionCache,
                                                    consumer: Consumer) async -> Result<HTTPExchange<Consumer>, AttemptError> {
-        _ = globalInit
         let state = TransferState(request: request, limits: limits, connection: connection, consumer: consumer)
         return await withTaskCancellationHandler {
             await BlockingThreads.run { state.run() }
@@ -163,7 +162,7 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
     /// Called by libcurl for each header line, of every response (1xx included).
     func header(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = ContinuousClock.now
-        let line = HTTPHeaderLine.trimmed(bytes)
+        let line = bytes.trimmingJSONWhitespace
         if line.starts(with: "HTTP/".utf8) {
             head = HTTPResponseHead()
             headComplete = false
@@ -172,8 +171,8 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
         } else if line.isEmpty {
             headComplete = true
         } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
-            let name = String(decoding: HTTPHeaderLine.trimmed(line[..<colon]), as: UTF8.self)
-            let value = String(decoding: HTTPHeaderLine.trimmed(line[(colon + 1)...]), as: UTF8.self)
+            let name = String(decoding: line[..<colon].trimmingJSONWhitespace, as: UTF8.self)
+            let value = String(decoding: line[(colon + 1)...].trimmingJSONWhitespace, as: UTF8.self)
             head.headers.append((name, value))
         }
     }
@@ -220,21 +219,6 @@ private let transferHeaderCallback: robit_curl_data_callback = { pointer, size, 
     let length = size * count
     transferState(userdata).header(UnsafeRawBufferPointer(start: pointer, count: length))
     return length
-}
-
-/// Header lines are bytes: trimmed of spaces, tabs and line ends without a trip through Foundation.
-enum HTTPHeaderLine {
-    static func trimmed(_ bytes: UnsafeRawBufferPointer) -> Slice<UnsafeRawBufferPointer> {
-        trimmed(bytes[...])
-    }
-
-    static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
-        var lower = bytes.startIndex, upper = bytes.endIndex
-        while lower < upper, blank(bytes[lower]) { lower += 1 }
-        while upper > lower, blank(bytes[upper - 1]) { upper -= 1 }
-        return bytes[lower..<upper]
-    }
 }
 
 /// libcurl's handles, kept between the calls of one provider. The multi handle holds the connection

@@ -27,7 +27,7 @@ struct OpenAIChatCodec: ProviderCodec {
     /// (only the request bodies a replay reconstructs).
     var stream = true
 
-    /// One wire message per message; the system prompt goes first, in `writeBody`.
+    /// One wire message per message; the system prompt goes first, in `envelope`.
     func wireMessages(_ messages: [Message], from start: Int) -> [(end: Int, json: WireJSON)] {
         var groups: [(end: Int, json: WireJSON)] = []
         groups.reserveCapacity(messages.count - start)

@@ -61,15 +61,23 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
     public init(nilLiteral: ()) { self = .null }
 }
 
-extension String {
-    /// Without JSON's whitespace (space, tab, line feed, carriage return) at either end: what a JSON
-    /// parser skips anyway, trimmed on the UTF-8 bytes (hot paths: every stream event, every tool call).
-    var trimmingJSONWhitespace: Substring {
+extension BidirectionalCollection where Element == UInt8 {
+    /// Without space, tab, line feed or carriage return at either end: JSON's whitespace, which is also
+    /// HTTP's optional whitespace plus line ends. Bytewise (hot paths: every stream event, every tool
+    /// call, every response header).
+    var trimmingJSONWhitespace: SubSequence {
         func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
-        let bytes = utf8
-        var lower = bytes.startIndex, upper = bytes.endIndex
-        while lower < upper, blank(bytes[lower]) { lower = bytes.index(after: lower) }
-        while upper > lower, blank(bytes[bytes.index(before: upper)]) { upper = bytes.index(before: upper) }
+        var lower = startIndex, upper = endIndex
+        while lower < upper, blank(self[lower]) { lower = index(after: lower) }
+        while upper > lower, blank(self[index(before: upper)]) { upper = index(before: upper) }
         return self[lower..<upper]
+    }
+}
+
+extension String {
+    /// Without JSON's whitespace at either end: what a JSON parser skips anyway.
+    var trimmingJSONWhitespace: Substring {
+        let bytes = utf8.trimmingJSONWhitespace
+        return self[bytes.startIndex..<bytes.endIndex]
     }
 }
