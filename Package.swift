@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
-        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
+        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys"], swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),

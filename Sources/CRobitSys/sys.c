@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -133,6 +134,33 @@ int robit_spawn_hiding(const char *path, char *const argv[], char *const envp[],
 
 int robit_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int robit_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int robit_pidfd_wait(int pidfd, int options, pid_t *pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do { r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, options); } while (r < 0 && errno == EINTR);
+    if (r < 0) return errno;
+    *pid = info.si_pid;
+    return 0;
+}
+
+int robit_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int robit_is_child_subreaper(void) {
+    int on = 0;
+    return prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) == 0 && on;
 }
 
 static volatile sig_atomic_t interrupt_signal = 0;

@@ -84,6 +84,11 @@ struct ChildProcess {
     /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
     static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"
 
+    static func writeTrace(_ what: String, duration: Duration) {
+        let ms = Double(duration.nanoseconds) / 1e6
+        FileHandle.standardError.write(Data("robit: trace: \(what) in \(String(format: "%.1f", ms)) ms\n".utf8))
+    }
+
     /// Runs the process from a blocking thread (`BlockingThreads`) and returns when it has ended and
     /// its output is drained.
     func run() async throws -> Result {
@@ -233,8 +238,7 @@ struct ChildProcess {
         }
         reap(block: true)
         if Self.trace {
-            let ms = Double((clock.now - start).nanoseconds) / 1e6
-            FileHandle.standardError.write(Data("robit: trace: \(([executable] + arguments).joined(separator: " ")): \(status.map { "\($0)" } ?? "killed") in \(String(format: "%.1f", ms)) ms\n".utf8))
+            Self.writeTrace("\(([executable] + arguments).joined(separator: " ")): \(status.map { "\($0)" } ?? "killed")", duration: clock.now - start)
         }
         return Result(status: status ?? .signaled(SIGKILL), stdout: out, stderr: err, duration: clock.now - start,
                       timedOut: timedOut, interrupted: interrupted)

@@ -37,12 +37,29 @@ public struct Runtime: Sendable, Equatable {
         }
     }
 
+    /// `run --detach`, writing the pid of the process it leaves running (runsc's sandbox process,
+    /// crun's and runc's container init) to `Runtime.pidFile(bundle:)`.
     func runDetached(bundle: String, id: String) -> [String] {
-        switch kind {
-        case .runsc: return globalArguments + ["run", "--detach", "--bundle", bundle, id]
-        case .crun, .runc: return globalArguments + ["run", "--detach", "--bundle", bundle, id]
-        }
+        globalArguments + ["run", "--detach", "--pid-file", Self.pidFile(bundle: bundle), "--bundle", bundle, id]
     }
+
+    static func pidFile(bundle: String) -> String { bundle + "/init.pid" }
+
+    /// After `runDetached` succeeded in a subreaper (`Subreaper`): the processes the runtime left
+    /// running, now this process's children, watched and reaped when they end. runsc's gofer is found
+    /// in runsc's own state file (best effort: it also ends with the sandbox process).
+    func adoptDetached(bundle: String, id: String) -> [AdoptedProcess] {
+        guard Subreaper.isEnabled else { return [] }
+        var adopted = AdoptedProcess.adopt(pidFile: Self.pidFile(bundle: bundle))
+        if kind == .runsc, let data = FileManager.default.contents(atPath: "/var/run/runsc/\(id)_sandbox:\(id).state"),
+           let state = try? JSONDecoder().decode(RunscState.self, from: data), let gofer = state.goferPid,
+           let process = AdoptedProcess(pid: gofer) {
+            adopted.append(process)
+        }
+        return adopted
+    }
+
+    private struct RunscState: Decodable { var goferPid: Int32? }
 
     /// The command that starts a sandbox, and the directory it must not see (nil: none).
     /// runsc up to at least 20221219 decides that it is in the host's network namespace when

@@ -206,6 +206,8 @@ public actor Sandbox {
     /// Tags of the commands running now: a timeout kills everything else but init.
     private let activeTags = ActiveTags()
     private var destroyed = false
+    /// The runtime's processes (sandbox or init, gofer) when this process adopts them (`Subreaper`).
+    private var adopted: [AdoptedProcess] = []
     private var lost = false
     private var restarts = 0
 
@@ -283,6 +285,7 @@ public actor Sandbox {
 
     private func start() async throws(SandboxError) {
         let log = bundle.path + "/runtime.log"
+        unlink(Runtime.pidFile(bundle: bundle.path))  // a restart's runtime writes it again
         let command = runtime.startCommand(bundle: bundle.path, id: id)
         var run = ChildProcess(executable: command.executable, arguments: command.arguments,
                                stdout: .null, stderr: .file(log), timeout: .seconds(60), interruptible: false)
@@ -294,6 +297,8 @@ public actor Sandbox {
             _ = await destroy()
             throw SandboxError(.createFailed, "could not start the sandbox: \(error)")
         }
+        // Also after a failed start: whatever it left running is killed and reaped by destroy().
+        adopted = runtime.adoptDetached(bundle: bundle.path, id: id)
         guard result.status == .exited(0) else {
             let message = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             _ = await destroy()
@@ -402,7 +407,8 @@ public actor Sandbox {
     private func restart() async throws(SandboxError) {
         restarts += 1
         guard restarts <= 20 else { throw SandboxError(.sandboxLost, "the sandbox \(id) was restarted 20 times; giving up") }
-        _ = await Janitor.removeContainer(id: id, runtime: runtime)
+        _ = await Janitor.removeContainer(id: id, runtime: runtime, adopted: adopted)
+        adopted = []
         CgroupMounts.current().remove(path: SpecGenerator.cgroupsPath(id: id))
         try await start()
         lost = false
@@ -414,7 +420,7 @@ public actor Sandbox {
     public func destroy() async -> [String] {
         guard !destroyed else { return [] }
         destroyed = true
-        return await Janitor.teardown(id: id, runtimes: [runtime.kind], state: state)
+        return await Janitor.teardown(id: id, runtimes: [runtime.kind], state: state, adopted: adopted)
     }
 
     /// True while the runtime reports the sandbox running.

@@ -133,10 +133,21 @@ public enum Janitor {
     }
 
     /// Deletes the container; nil when it is gone (or never existed), else what went wrong.
-    static func removeContainer(id: String, runtime: Runtime) async -> String? {
+    static func removeContainer(id: String, runtime: Runtime, adopted: [AdoptedProcess] = []) async -> String? {
         func run(_ args: [String]) async -> ChildProcess.Result? {
             try? await ChildProcess(executable: runtime.path, arguments: args, outputLimit: 1 << 16, timeout: .seconds(30),
                                     interruptible: false).run()
+        }
+        if !adopted.isEmpty {
+            // What the runtime's delete would kill first, killed and reaped here: its delete then has
+            // no process to wait for (runsc polls for the sandbox process's end every 100 ms).
+            let start = ContinuousClock.now
+            for process in adopted { process.kill() }
+            let gone = await BlockingThreads.run { adopted.map { $0.waitUntilGone(timeout: .seconds(5)) } }
+            if ChildProcess.trace {
+                let what = zip(adopted, gone).map { "\($0.pid)\($1 ? "" : " (still there)")" }.joined(separator: ", ")
+                ChildProcess.writeTrace("killed and reaped \(runtime.kind.rawValue)'s processes \(what)", duration: ContinuousClock.now - start)
+            }
         }
         var result = await run(runtime.delete(id: id, force: true))
         if result?.status == .exited(0) { return nil }
@@ -150,14 +161,14 @@ public enum Janitor {
 
     /// Removes the container (under each candidate runtime), its cgroups, any mounts below its state
     /// directory, and the directory. Returns what could not be removed.
-    static func teardown(id: String, runtimes: [RuntimeKind], state: SandboxState) async -> [String] {
+    static func teardown(id: String, runtimes: [RuntimeKind], state: SandboxState, adopted: [AdoptedProcess] = []) async -> [String] {
         // The network goes while the runtime deletes the container: its first step removes the veth,
         // which cuts the sandbox off, and the kernel's waits for that and for the nft table overlap the runtime's.
         async let network = SandboxNetwork.tearDown(id: id)
         var problems: [String] = []
         for kind in runtimes {
             guard let runtime = try? Runtime.locate(kind) else { continue }
-            if let problem = await removeContainer(id: id, runtime: runtime) { problems.append(problem) }
+            if let problem = await removeContainer(id: id, runtime: runtime, adopted: adopted) { problems.append(problem) }
         }
         problems += await network
         let left = CgroupMounts.current().remove(path: "/robit/\(id)")

@@ -3,8 +3,10 @@ import Foundation
 import RobitAudit
 import RobitExec
 import RobitOCI
+import CRobitSys
 
 let args = Array(CommandLine.arguments.dropFirst())
+Subreaper.enable()  // as robit's CLI does
 if args.first == "audit-write", args.count == 3, let megabytes = Int(args[2]) {
     // Appends tool.call/tool.result-sized records (no per-record fsync) until the log reaches the size.
     let dir = args[1]
@@ -78,43 +80,51 @@ if args.first == "profile-create" {
 }
 if args.first == "net" {
     // The added cost of an egress allowlist per run: create + destroy with one allowlist entry
-    // (198.18.0.2:8080: nothing is sent) against the same without, interleaved; medians.
-    let n = args.firstIndex(of: "--runs").flatMap { $0 + 1 < args.count ? Int(args[$0 + 1]) : nil } ?? 10
+    // (198.18.0.2:8080: nothing is sent) against the same without, alternating; each round measures
+    // both back to back, and the figures are medians of the per-round differences (paired, so that
+    // the host's drift cancels), with their range and quartiles.
+    let n = args.firstIndex(of: "--runs").flatMap { $0 + 1 < args.count ? Int(args[$0 + 1]) : nil } ?? 15
     let ws = NSTemporaryDirectory() + "robit-bench-net-\(getpid())"
     try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
     chown(ws, 65532, 65532)
     defer { try? FileManager.default.removeItem(atPath: ws) }
     let clock = ContinuousClock()
     func ms(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000 }
-    print("net benchmark: medians of \(n) create+destroy per runtime, without and with an egress allowlist, interleaved")
+    let m = SandboxBenchmark.median
+    func spread(_ xs: [Double]) -> String {
+        let s = xs.sorted()
+        guard !s.isEmpty else { return "" }
+        return String(format: "quartiles %+.1f..%+.1f, range %+.1f..%+.1f", s[s.count / 4], s[(s.count * 3) / 4], s.first!, s.last!)
+    }
+    print("net benchmark: \(n) rounds per runtime, each a create+destroy without and one with an egress allowlist")
     for kind in [RuntimeKind.runsc, .crun] {
-        var plain: [Double] = [], egress: [Double] = [], plainCreate: [Double] = [], egressCreate: [Double] = []
+        var plainCreate: [Double] = [], plainDestroy: [Double] = [], egressCreate: [Double] = [], egressDestroy: [Double] = []
         for i in 0..<(n + 1) {
-            for withEgress in [false, true] {
+            // Alternate which goes first, so neither always follows the other's teardown.
+            for withEgress in i % 2 == 0 ? [false, true] : [true, false] {
                 let options = SandboxOptions(runtime: kind, workspace: ws, user: User(uid: 65532, gid: 65532),
                                              egress: withEgress ? [Egress(.ipv4("198.18.0.2"), port: 8080)] : [])
                 let t0 = clock.now
                 let box = try await Sandbox.create(options)
                 let t1 = clock.now
-                await box.destroy()
+                let left = await box.destroy()
                 let t2 = clock.now
+                guard left.isEmpty else { throw SandboxError(.createFailed, "destroy left: \(left)") }
                 guard i > 0 else { continue }  // the first round warms caches and modules
-                if withEgress { egress.append(ms(t2 - t0)); egressCreate.append(ms(t1 - t0)) } else { plain.append(ms(t2 - t0)); plainCreate.append(ms(t1 - t0)) }
+                if withEgress { egressCreate.append(ms(t1 - t0)); egressDestroy.append(ms(t2 - t1)) } else { plainCreate.append(ms(t1 - t0)); plainDestroy.append(ms(t2 - t1)) }
             }
         }
-        let m = SandboxBenchmark.median
-        // Each round measures both, back to back: the per-round differences, with their range, show the noise.
-        let createDiff = zip(egressCreate, plainCreate).map { $0 - $1 }
-        let runDiff = zip(egress, plain).map { $0 - $1 }
-        func range(_ xs: [Double]) -> String { String(format: "%+.1f..%+.1f", xs.min() ?? .nan, xs.max() ?? .nan) }
-        print(String(format: "%@: cold start %.1f ms (create+destroy %.1f ms); with egress %.1f ms (%.1f ms): added %.1f ms per run (target <= 30 ms); create %+.1f ms, destroy %+.1f ms",
-                     kind.rawValue, m(plainCreate), m(plain), m(egressCreate), m(egress), m(egress) - m(plain),
-                     m(egressCreate) - m(plainCreate), m(zip(egress, egressCreate).map { $0 - $1 }) - m(zip(plain, plainCreate).map { $0 - $1 })))
-        print(String(format: "%@: per round, egress minus plain: create median %+.1f ms (range %@), create+destroy median %+.1f ms (range %@)",
-                     kind.rawValue, m(createDiff), range(createDiff), m(runDiff), range(runDiff)))
+        let create = zip(egressCreate, plainCreate).map { $0 - $1 }
+        let destroy = zip(egressDestroy, plainDestroy).map { $0 - $1 }
+        let total = zip(create, destroy).map { $0 + $1 }
+        print(String(format: "%@: without egress create %.1f ms, destroy %.1f ms; with egress create %.1f ms, destroy %.1f ms (medians)",
+                     kind.rawValue, m(plainCreate), m(plainDestroy), m(egressCreate), m(egressDestroy)))
+        print(String(format: "%@: added per run %+.1f ms (target <= 30 ms: %@; %@): create %+.1f ms (%@), destroy %+.1f ms (%@)",
+                     kind.rawValue, m(total), m(total) <= 30 ? "met" : "NOT met", spread(total), m(create), spread(create), m(destroy), spread(destroy)))
     }
     // robit's own part, without a runtime: the kernel calls of setup and teardown, one by one.
     var steps: [[Double]] = Array(repeating: [], count: 5)
+    var packet: [[Double]] = [[], []]
     for i in 0..<(n + 1) {
         let id = Sandbox.newID()
         let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
@@ -131,12 +141,18 @@ if args.first == "net" {
         let t4 = clock.now
         _ = try KernelNetwork.nft("delete table inet \(ruleset.table)")
         let t5 = clock.now
+        var bind = 0.0, ring = 0.0
+        let e = robit_bench_packet_setup(&bind, &ring)
+        guard e == 0 else { throw SandboxError(.hostNotReady, "AF_PACKET setup failed: errno \(e)") }
         guard i > 0 else { continue }
         for (k, d) in [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4].enumerated() { steps[k].append(ms(d)) }
+        packet[0].append(bind)
+        packet[1].append(ring)
     }
-    let m = SandboxBenchmark.median
     print(String(format: "robit's kernel calls alone: setup nft table %.1f ms, netns+veth+addresses+route %.1f ms; teardown veth %.1f ms, netns %.1f ms, nft table %.1f ms",
                  m(steps[0]), m(steps[1]), m(steps[2]), m(steps[3]), m(steps[4])))
+    print(String(format: "runsc's network start asks the kernel for an AF_PACKET socket per interface; alone, its bind takes %.1f ms and its PACKET_RX_RING %.1f ms (each waits for an RCU grace period)",
+                 m(packet[0]), m(packet[1])))
     exit(0)
 }
 guard args.first == "sandbox" else {

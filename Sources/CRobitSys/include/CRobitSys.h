@@ -16,6 +16,19 @@ int robit_spawn_hiding(const char *path, char *const argv[], char *const envp[],
 /// pidfd_open(2); -1 with errno on failure.
 int robit_pidfd_open(pid_t pid);
 
+/// pidfd_send_signal(2); 0, or -1 with errno.
+int robit_pidfd_send_signal(int pidfd, int sig);
+
+/// waitid(P_PIDFD, pidfd, ..., options): 0 with `*pid` the process's pid when it changed state (0 when
+/// WNOHANG found nothing), or an errno (ECHILD: it is not this process's child, or was reaped).
+int robit_pidfd_wait(int pidfd, int options, pid_t *pid);
+
+/// PR_SET_CHILD_SUBREAPER: orphaned descendants become this process's children. 0 or an errno.
+int robit_set_child_subreaper(void);
+
+/// 1 when this process is a child subreaper, 0 when not.
+int robit_is_child_subreaper(void);
+
 /// Installs async-signal-safe handlers for SIGINT, SIGTERM and SIGHUP that record the signal and
 /// write one byte to `notify_fd`. Returns 0 or an errno.
 int robit_install_interrupt_handlers(int notify_fd);
@@ -57,6 +70,11 @@ int robit_net_set_link_down(const char *name);
 
 /// Detaches the namespace bind mount `ns_path` and removes the file. 0, ENOENT when there is none, or an errno.
 int robit_net_remove_namespace(const char *ns_path);
+
+/// For scripts/bench net: what runsc's network start asks of the kernel for each interface, alone.
+/// In a new network namespace on a thread of its own, binds an AF_PACKET socket (ETH_P_ALL) to the
+/// loopback and sets up a PACKET_RX_RING; returns how long each took. 0 or an errno.
+int robit_bench_packet_setup(double *bind_ms, double *ring_ms);
 
 /// Runs nft `commands` through libnftables (loaded with dlopen on first use; calls are serialized).
 /// With `json`, the output is JSON. Returns 0 (ok), 1 (nft failed; `*error` holds its message),
