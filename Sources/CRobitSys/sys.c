@@ -154,6 +154,19 @@ int robit_pidfd_wait(int pidfd, int options, pid_t *pid) {
     return 0;
 }
 
+int robit_reap_if_ended(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do { r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    return info.si_pid == pid ? 1 : 0;
+}
+
+int robit_dup_cloexec(int fd) {
+    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 int robit_set_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : errno;
 }

@@ -1,5 +1,6 @@
 import CRobitSys
 import Foundation
+import Synchronization
 
 /// How a process ended. A non-zero exit is a result, not an error.
 public enum TerminationStatus: Sendable, Equatable, CustomStringConvertible {
@@ -81,6 +82,10 @@ struct ChildProcess {
     /// empty read-only tmpfs (see `Runtime.startCommand`). If that cannot be set up, it never starts.
     var hiddenDirectory: String?
 
+    /// The processes started here and not reaped yet (their pids cannot be reused): the subreaper's
+    /// sweep (`Subreaper.reapOrphans`) and adoption leave them alone.
+    static let unreaped = Mutex<Set<pid_t>>([])
+
     /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
     static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"
 
@@ -127,10 +132,15 @@ struct ChildProcess {
         var pid: pid_t = 0
         var step: UnsafePointer<CChar>?
         let argv = [executable] + arguments
-        let rc = withCStrings(argv) { cArgv in
-            withCStrings(environment) { cEnv in
-                robit_spawn_hiding(executable, cArgv, cEnv, inPipe[0], outFD, errFD, hiddenDirectory, &pid, &step)
+        // Spawned and registered under one lock: the subreaper's sweep never sees it unregistered.
+        let rc = Self.unreaped.withLock { unreaped -> Int32 in
+            let rc = withCStrings(argv) { cArgv in
+                withCStrings(environment) { cEnv in
+                    robit_spawn_hiding(executable, cArgv, cEnv, inPipe[0], outFD, errFD, hiddenDirectory, &pid, &step)
+                }
             }
+            if rc == 0 { unreaped.insert(pid) }
+            return rc
         }
         if outPipe[1] >= 0 { close(outPipe[1]) }
         if errPipe[1] >= 0 { close(errPipe[1]) }
@@ -172,6 +182,7 @@ struct ChildProcess {
             if r == pid {
                 status = decodeWaitStatus(raw)
                 exitedAt = clock.now
+                _ = Self.unreaped.withLock { $0.remove(pid) }
             }
         }
 
@@ -237,6 +248,7 @@ struct ChildProcess {
             }
         }
         reap(block: true)
+        if status == nil { _ = Self.unreaped.withLock { $0.remove(pid) } }  // gone without a status (waitpid failed)
         if Self.trace {
             Self.writeTrace("\(([executable] + arguments).joined(separator: " ")): \(status.map { "\($0)" } ?? "killed")", duration: clock.now - start)
         }

@@ -143,6 +143,7 @@ public enum Doctor {
         }
         // After the sweep: networks of robits that are gone no longer count.
         findings.append(HostForwarding().report(fix: fix))
+        findings.append(RCUGracePeriods.report())
         return findings
     }
 

@@ -45,18 +45,19 @@ public struct Runtime: Sendable, Equatable {
 
     static func pidFile(bundle: String) -> String { bundle + "/init.pid" }
 
-    /// After `runDetached` succeeded in a subreaper (`Subreaper`): the processes the runtime left
-    /// running, now this process's children, watched and reaped when they end. runsc's gofer is found
-    /// in runsc's own state file (best effort: it also ends with the sandbox process).
-    func adoptDetached(bundle: String, id: String) -> [AdoptedProcess] {
+    /// After `runDetached`, in a subreaper (`Subreaper`): the processes the runtime left running for
+    /// sandbox `id`, now this process's children, watched and reaped when they end. runsc's gofer is
+    /// named in runsc's own state file; it must be adopted too, since `runsc delete` waits for it.
+    func adoptDetached(bundle: String, id: String) async -> [AdoptedProcess] {
         guard Subreaper.isEnabled else { return [] }
-        var adopted = AdoptedProcess.adopt(pidFile: Self.pidFile(bundle: bundle))
+        var more: [pid_t] = []
         if kind == .runsc, let data = FileManager.default.contents(atPath: "/var/run/runsc/\(id)_sandbox:\(id).state"),
-           let state = try? JSONDecoder().decode(RunscState.self, from: data), let gofer = state.goferPid,
-           let process = AdoptedProcess(pid: gofer) {
-            adopted.append(process)
+           let state = try? JSONDecoder().decode(RunscState.self, from: data), let gofer = state.goferPid {
+            more.append(gofer)
         }
-        return adopted
+        let pidFile = Self.pidFile(bundle: bundle)
+        let gofer = more
+        return await BlockingThreads.run { AdoptedProcess.adopt(pidFile: pidFile, more: gofer, sandbox: id) }
     }
 
     private struct RunscState: Decodable { var goferPid: Int32? }

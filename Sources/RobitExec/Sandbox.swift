@@ -298,7 +298,7 @@ public actor Sandbox {
             throw SandboxError(.createFailed, "could not start the sandbox: \(error)")
         }
         // Also after a failed start: whatever it left running is killed and reaped by destroy().
-        adopted = runtime.adoptDetached(bundle: bundle.path, id: id)
+        adopted = await runtime.adoptDetached(bundle: bundle.path, id: id)
         guard result.status == .exited(0) else {
             let message = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             _ = await destroy()

@@ -79,8 +79,8 @@ public enum SandboxBenchmark {
             let r = try await ChildProcess(executable: runtime.path, arguments: runtime.runDetached(bundle: bundle, id: id),
                                            stdout: .null, stderr: .file(bundle + "/runtime.log"), interruptible: false).run()
             let t3 = clock.now
-            _ = await Janitor.teardown(id: id, runtimes: [kind], state: options.state,
-                                       adopted: runtime.adoptDetached(bundle: bundle, id: id))
+            let adopted = await runtime.adoptDetached(bundle: bundle, id: id)
+            _ = await Janitor.teardown(id: id, runtimes: [kind], state: options.state, adopted: adopted)
             guard r.status == .exited(0) else { throw SandboxError(.createFailed, "bare \(kind.rawValue) run failed: \(r.status)") }
             row.coldRobit.append(ms(t1 - t0))
             row.coldBare.append(ms(t3 - t2))

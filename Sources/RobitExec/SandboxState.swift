@@ -140,14 +140,29 @@ public enum Janitor {
         }
         if !adopted.isEmpty {
             // What the runtime's delete would kill first, killed and reaped here: its delete then has
-            // no process to wait for (runsc polls for the sandbox process's end every 100 ms).
+            // no process to wait for (runsc polls for its sandbox and gofer processes every 100 ms).
             let start = ContinuousClock.now
             for process in adopted { process.kill() }
-            let gone = await BlockingThreads.run { adopted.map { $0.waitUntilGone(timeout: .seconds(5)) } }
+            let gone = await BlockingThreads.run { () -> [Bool] in
+                defer { Subreaper.reapOrphans() }
+                return AdoptedProcess.waitUntilGone(adopted, timeout: .seconds(5))
+            }
             if ChildProcess.trace {
                 let what = zip(adopted, gone).map { "\($0.pid)\($1 ? "" : " (still there)")" }.joined(separator: ", ")
                 ChildProcess.writeTrace("killed and reaped \(runtime.kind.rawValue)'s processes \(what)", duration: ContinuousClock.now - start)
             }
+        }
+        // While the delete runs, and after: ended orphans robit did not adopt are reaped too, so that
+        // no zombie makes the runtime wait (runsc waits for its processes to be reaped).
+        let sweeping: Task<Void, Never>? = Subreaper.isEnabled ? Task {
+            while !Task.isCancelled {
+                Subreaper.reapOrphans()
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        } : nil
+        defer {
+            sweeping?.cancel()
+            Subreaper.reapOrphans()
         }
         var result = await run(runtime.delete(id: id, force: true))
         if result?.status == .exited(0) { return nil }

@@ -6,7 +6,9 @@ import RobitOCI
 import CRobitSys
 
 let args = Array(CommandLine.arguments.dropFirst())
-Subreaper.enable()  // as robit's CLI does
+// As robit's CLI does; not for `loop`, which starts robit with Foundation's Process (a subreaper's
+// sweep would reap those children's exit statuses away from it).
+if args.first == "net" || args.first == "sandbox" { Subreaper.enable() }
 if args.first == "audit-write", args.count == 3, let megabytes = Int(args[2]) {
     // Appends tool.call/tool.result-sized records (no per-record fsync) until the log reaches the size.
     let dir = args[1]
@@ -96,7 +98,9 @@ if args.first == "net" {
         guard !s.isEmpty else { return "" }
         return String(format: "quartiles %+.1f..%+.1f, range %+.1f..%+.1f", s[s.count / 4], s[(s.count * 3) / 4], s.first!, s.last!)
     }
+    let rcu = RCUGracePeriods.report()
     print("net benchmark: \(n) rounds per runtime, each a create+destroy without and one with an egress allowlist")
+    print("host: rcu \(rcu.level == .ok ? "" : "(\(rcu.level.rawValue)) ")\(rcu.message)")
     for kind in [RuntimeKind.runsc, .crun] {
         var plainCreate: [Double] = [], plainDestroy: [Double] = [], egressCreate: [Double] = [], egressDestroy: [Double] = []
         for i in 0..<(n + 1) {

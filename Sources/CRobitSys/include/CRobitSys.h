@@ -23,6 +23,13 @@ int robit_pidfd_send_signal(int pidfd, int sig);
 /// WNOHANG found nothing), or an errno (ECHILD: it is not this process's child, or was reaped).
 int robit_pidfd_wait(int pidfd, int options, pid_t *pid);
 
+/// waitid(P_PID, pid, ..., WEXITED | WNOHANG): 1 when `pid` had ended and is now reaped, 0 when it
+/// runs, or an errno as a negative number (-ECHILD: not this process's child).
+int robit_reap_if_ended(pid_t pid);
+
+/// fcntl(F_DUPFD_CLOEXEC): a copy of `fd` that is closed on exec; -1 with errno on failure.
+int robit_dup_cloexec(int fd);
+
 /// PR_SET_CHILD_SUBREAPER: orphaned descendants become this process's children. 0 or an errno.
 int robit_set_child_subreaper(void);
 

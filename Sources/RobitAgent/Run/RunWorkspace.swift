@@ -42,17 +42,12 @@ public struct RunWorkspace: Sendable {
         if let directory {
             mkdir(directory, 0o755)
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch { throw SandboxError(.createFailed, "cannot run \(tool): \(error.localizedDescription)") }
-        let message = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw SandboxError(.createFailed, "copying the workspace failed: \(tool) \(arguments.joined(separator: " ")): \(String(decoding: message, as: UTF8.self).prefix(500))")
+        let result: HostCommand.Result
+        do { result = try HostCommand.run(tool, arguments) } catch {
+            throw SandboxError(.createFailed, "cannot run \(tool): \(error)")
+        }
+        guard result.status == .exited(0) else {
+            throw SandboxError(.createFailed, "copying the workspace failed: \(tool) \(arguments.joined(separator: " ")) (\(result.status)): \(String(decoding: result.stderr, as: UTF8.self).prefix(500))")
         }
     }
 
@@ -60,25 +55,24 @@ public struct RunWorkspace: Sendable {
     /// the workspace. `.git/` is left out. git runs outside any repository, with no user or system config, so
     /// nothing the sandbox wrote can configure it.
     public func patch() throws(SandboxError) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-c", "core.quotepath=off", "diff", "--no-index", "--binary", "--no-ext-diff", "--no-textconv",
-                       "--no-color", "--no-renames", "--", "base", "work"]
-        p.currentDirectoryURL = URL(fileURLWithPath: root)
-        p.environment = ["PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/nonexistent",
-                         "GIT_CEILING_DIRECTORIES": root, "LC_ALL": "C"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch { throw SandboxError(.hostNotReady, "git is needed for output.patch: \(error.localizedDescription)") }
-        let errorReader = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus <= 1 else {
-            throw SandboxError(.createFailed, "git diff failed (\(p.terminationStatus))")
+        // `-C root`: git runs in the run's directory, so the paths it prints start with base/ and work/.
+        let environment = ["PATH=/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=/nonexistent",
+                           "GIT_CEILING_DIRECTORIES=\(root)", "LC_ALL=C"]
+        let result: HostCommand.Result
+        do {
+            result = try HostCommand.run("/usr/bin/env", ["git", "-C", root, "-c", "core.quotepath=off", "diff", "--no-index", "--binary",
+                                                          "--no-ext-diff", "--no-textconv", "--no-color", "--no-renames", "--", "base", "work"],
+                                         environment: environment)
+        } catch {
+            throw SandboxError(.hostNotReady, "git is needed for output.patch: \(error)")
         }
-        _ = errorReader
-        return Self.relativize(String(decoding: data, as: UTF8.self))
+        // git diff --no-index: 0 no changes, 1 changes; env: 127 when git is not installed.
+        guard case .exited(let code) = result.status, code <= 1 else {
+            throw SandboxError(result.status == .exited(127) ? .hostNotReady : .createFailed,
+                               result.status == .exited(127) ? "git is needed for output.patch: it is not installed"
+                                                             : "git diff failed (\(result.status)): \(String(decoding: result.stderr, as: UTF8.self).prefix(500))")
+        }
+        return Self.relativize(String(decoding: result.stdout, as: UTF8.self))
     }
 
     /// Rewrites `a/base/x` and `b/work/x` to `a/x` and `b/x`, and drops changes under `.git/`.
