@@ -212,14 +212,17 @@ enum LoopBench {
         let m = SandboxBenchmark.median
         let bare = mean(samples)
         print("\n\(kind.rawValue): bare exec mean \(String(format: "%.2f", bare)) ms, median \(String(format: "%.2f", m(samples))) ms (\(samples.count) execs)")
-        print("  steps     wall  create+destroy  per step  overhead/step  (minus fake model)  robit exec  loop w/o exec  (minus fake model)  peak RSS")
+        // Peak RSS is robit's own VmHWM as the fake model last sampled it. `/usr/bin/time %M` is not:
+        // it is the largest of robit and the processes robit reaped, and robit reaps runsc's sandbox.
+        print("  steps     wall  create+destroy  per step  overhead/step  (minus fake model)  robit exec  loop w/o exec  (minus fake model)  peak RSS  time %M")
         for r in runs {
             let perStep = (r.wallMS - r.createMS - r.destroyMS) / Double(r.steps)
             let overhead = perStep - bare
             let exec = mean(r.toolDurationMS)
             let model = r.serverMS / Double(r.steps)
-            print(String(format: "  %5d %8.0f %15.1f %9.2f %14.2f %19.2f %11.2f %14.2f %19.2f %5.1f MiB", r.steps, r.wallMS, r.createMS + r.destroyMS,
-                         perStep, overhead, overhead - model, exec, perStep - exec, perStep - exec - model, Double(r.maxRSSKiB) / 1024))
+            let hwm = r.rss.values.map(\.1).max() ?? 0
+            print(String(format: "  %5d %8.0f %15.1f %9.2f %14.2f %19.2f %11.2f %14.2f %19.2f %5.1f MiB %5.1f MiB", r.steps, r.wallMS, r.createMS + r.destroyMS,
+                         perStep, overhead, overhead - model, exec, perStep - exec, perStep - exec - model, Double(hwm) / 1024, Double(r.maxRSSKiB) / 1024))
         }
         if let last = runs.last {
             print(String(format: "  the runtime exec as robit runs it (spawn to exit, %d-step run) vs bare: median %.2f vs %.2f ms, mean %.2f vs %.2f ms",
