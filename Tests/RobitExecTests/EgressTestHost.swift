@@ -94,6 +94,36 @@ final class EgressTestHost: @unchecked Sendable {
         }
         return picked
     }
+
+    /// Two test hosts on distinct blocks; the caller removes both.
+    static func pair() throws -> (EgressTestHost, EgressTestHost) {
+        let blocks = blocks(2)
+        let first = try EgressTestHost(block: blocks[0])
+        do {
+            return (first, try EgressTestHost(block: blocks[1]))
+        } catch {
+            first.remove()
+            throw error
+        }
+    }
+}
+
+/// A line `ADDRESS<TAB>NAME` appended to the host's /etc/hosts for one test (so the host resolves
+/// the name), taken out again by `remove()`.
+struct HostsFileEntry {
+    let line: String
+    let original: String
+
+    init(address: String, name: String) throws {
+        line = "\(address)\t\(name)\n"
+        original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
+        try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+    }
+
+    func remove() {
+        let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
+        try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
+    }
 }
 
 /// The probes run inside a sandbox: one line per probe, `NAME ok` or `NAME fail`.

@@ -44,22 +44,15 @@ extension ExecIntegration {
         @Test("the allowlisted host:port answers; nothing else leaves, and denials are counted", arguments: runtimes)
         func allowlist(_ kind: RuntimeKind) async throws {
             try Self.require(kind)
-            let blocks = EgressTestHost.blocks(2)
-            let allowed = try EgressTestHost(block: blocks[0])
-            let other = try EgressTestHost(block: blocks[1])
+            let (allowed, other) = try EgressTestHost.pair()
             defer {
                 allowed.remove()
                 other.remove()
             }
             // A name the host resolves (through its /etc/hosts) to the allowed test host.
             let name = "robit-egress-\(UUID().uuidString.prefix(8).lowercased()).test"
-            let line = "\(allowed.address)\t\(name)\n"
-            let original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
-            try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            defer {
-                let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
-                try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            }
+            let entry = try HostsFileEntry(address: allowed.address, name: name)
+            defer { entry.remove() }
             let ws = try TempWorkspace()
             let box = try await Self.sandbox(kind, egress: [Egress(.host(name), port: 8080)], workspace: ws)
             let id = box.id
@@ -113,9 +106,7 @@ extension ExecIntegration {
         @Test("two concurrent sandboxes with different allowlists do not reach each other's hosts", arguments: runtimes)
         func concurrentRuns(_ kind: RuntimeKind) async throws {
             try Self.require(kind)
-            let blocks = EgressTestHost.blocks(2)
-            let a = try EgressTestHost(block: blocks[0])
-            let b = try EgressTestHost(block: blocks[1])
+            let (a, b) = try EgressTestHost.pair()
             defer {
                 a.remove()
                 b.remove()
@@ -141,13 +132,8 @@ extension ExecIntegration {
         func ipv6Refused() async throws {
             try Self.require(.crun)
             let name = "robit-v6only-\(UUID().uuidString.prefix(8).lowercased()).test"
-            let line = "2001:2::5\t\(name)\n"
-            let original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
-            try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            defer {
-                let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
-                try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            }
+            let entry = try HostsFileEntry(address: "2001:2::5", name: name)
+            defer { entry.remove() }
             let cases: [(Egress, String)] = [
                 (Egress(.ipv6("2001:2::2"), port: 8080), "IPv6 destinations"),
                 (Egress(.ipv6Network("2001:2::", prefixLength: 48), port: 8080), "IPv6 destinations"),
@@ -192,9 +178,7 @@ extension ExecIntegration {
         func preparedRootfsPinsNames(_ kind: RuntimeKind) async throws {
             try Self.require(kind)
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/busybox") else { try TestEnv.missing("/usr/bin/busybox (static) makes the test's rootfs") }
-            let blocks = EgressTestHost.blocks(2)
-            let allowed = try EgressTestHost(block: blocks[0])
-            let other = try EgressTestHost(block: blocks[1])
+            let (allowed, other) = try EgressTestHost.pair()
             defer {
                 allowed.remove()
                 other.remove()
@@ -206,13 +190,8 @@ extension ExecIntegration {
             try Self.preparedRootfs(at: rootfs, name: name, wrongAddress: other.address, nameserver: other.address)
             let hostsBefore = try String(contentsOfFile: rootfs + "/etc/hosts", encoding: .utf8)
             // The host resolves the name (through its /etc/hosts) to the allowed test host.
-            let line = "\(allowed.address)\t\(name)\n"
-            let original = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
-            try (original + line).write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            defer {
-                let now = (try? String(contentsOfFile: "/etc/hosts", encoding: .utf8)) ?? original
-                try? now.replacingOccurrences(of: line, with: "").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
-            }
+            let entry = try HostsFileEntry(address: allowed.address, name: name)
+            defer { entry.remove() }
             let options = SandboxOptions(runtime: kind, rootfs: .path(rootfs), workspace: ws.path, user: TestEnv.user, limits: TestEnv.limits,
                                          egress: [Egress(.host(name), port: 8080)])
             let box = try await Sandbox.create(options)
