@@ -26,7 +26,7 @@ struct AuditFlags: ParsableArguments {
         do {
             return try AuditLog.create(directory: directory, run: run,
                                        options: AuditOptions(signer: signer, fsync: fsync, redactions: redactions), startData: start)
-        } catch let error as AuditError {
+        } catch {
             throw RobitExit(error.kind == .key ? RobitExit.invalidInput : RobitExit.auditFailed, error.message)
         }
     }

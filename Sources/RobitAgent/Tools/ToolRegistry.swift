@@ -114,34 +114,45 @@ public struct ToolRegistry: Sendable {
         return outcomes.map { $0! }
     }
 
+    /// One finished call of a concurrent group: its position in the turn and its outcome.
+    private struct Finished: Sendable {
+        var index: Int
+        var result: Result<ToolOutcome, SandboxError>
+    }
+
     private func runConcurrently(_ group: [(Int, ToolInvocation)], calls: [ToolCall], in sandbox: Sandbox, limits: ToolLimits)
         async throws(SandboxError) -> [(Int, ToolOutcome)]
     {
-        let results = await withTaskGroup(of: (Int, Result<ToolOutcome, SandboxError>).self) { tasks in
-            var results: [(Int, Result<ToolOutcome, SandboxError>)] = []
+        let finished = await withTaskGroup(of: Finished.self) { tasks in
+            var finished: [Finished] = []
             var pending = group[...]
             func startNext() {
                 guard let (i, invocation) = pending.popFirst() else { return }
                 let call = calls[i]
                 tasks.addTask {
+                    // The outcome is bound before the value is built: Swift 6.3.1 -O loses the index of
+                    // `do { return (i, .success(try await ...)) } catch { ... }` in a task closure
+                    // (docs/compiler-bugs.md).
+                    let result: Result<ToolOutcome, SandboxError>
                     do throws(SandboxError) {
-                        return (i, .success(try await self.execute(invocation, call: call, in: sandbox, limits: limits)))
+                        result = .success(try await self.execute(invocation, call: call, in: sandbox, limits: limits))
                     } catch {
-                        return (i, .failure(error))
+                        result = .failure(error)
                     }
+                    return Finished(index: i, result: result)
                 }
             }
             for _ in 0..<limits.concurrency { startNext() }
-            while let result = await tasks.next() {
-                results.append(result)
-                if case .failure = result.1 { pending = [] } else { startNext() }
+            while let done = await tasks.next() {
+                finished.append(done)
+                if case .failure = done.result { pending = [] } else { startNext() }
             }
-            return results
+            return finished
         }
         var out: [(Int, ToolOutcome)] = []
-        for (i, result) in results.sorted(by: { $0.0 < $1.0 }) {
-            switch result {
-            case .success(let outcome): out.append((i, outcome))
+        for done in finished.sorted(by: { $0.index < $1.index }) {
+            switch done.result {
+            case .success(let outcome): out.append((done.index, outcome))
             case .failure(let error): throw error
             }
         }
