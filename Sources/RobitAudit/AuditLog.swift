@@ -124,7 +124,7 @@ public final class AuditLog: Sendable {
         if let pw = getpwuid(uid), let n = pw.pointee.pw_name { name = String(cString: n) }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        return name + "@" + String(cString: host)
+        return name + "@" + String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Starts a new log in `directory` (created 0700) and writes `run.start` with `startData` plus the key fields.

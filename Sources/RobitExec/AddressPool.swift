@@ -76,16 +76,26 @@ public struct AddressPool: Sendable {
 
     /// Every lease, with whether its owner process is still running. A lease file that cannot be
     /// read (an owner between O_EXCL and its write, or one that died there) counts as live for a minute.
-    func leases() -> [(lease: Lease?, index: Int, alive: Bool)] {
+    /// A slot of the pool in use: its lease (nil while being written or unreadable) and whether its
+    /// holder still runs (or, without a lease, whether the slot is younger than a minute).
+    /// A struct, not a tuple: Swift 6.3.1's optimizer (CopyPropagation) crashed on closures over a
+    /// `(lease: Lease?, index: Int, alive: Bool)` element in release builds of the tests.
+    struct Slot: Sendable {
+        var lease: Lease?
+        var index: Int
+        var alive: Bool
+    }
+
+    func leases() -> [Slot] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.compactMap { name -> (Lease?, Int, Bool)? in
+        return names.compactMap { name -> Slot? in
             guard let index = Int(name) else { return nil }
             guard let lease = lease(at: index) else {
                 let attrs = try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")
                 let age = Date().timeIntervalSince((attrs?[.modificationDate] as? Date) ?? .distantPast)
-                return (nil, index, age < 60)
+                return Slot(lease: nil, index: index, alive: age < 60)
             }
-            return (lease, index, SandboxState.startTime(of: lease.pid) == lease.startTime)
+            return Slot(lease: lease, index: index, alive: SandboxState.startTime(of: lease.pid) == lease.startTime)
         }
     }
 

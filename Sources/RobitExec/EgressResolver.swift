@@ -52,7 +52,7 @@ enum EgressResolver {
                 memcpy(&sin, sa, MemoryLayout<sockaddr_in>.size)
                 var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                 if inet_ntop(AF_INET, &sin.sin_addr, &buffer, socklen_t(buffer.count)) != nil {
-                    let text = String(cString: buffer)
+                    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                     if !addresses.contains(text) { addresses.append(text) }
                 }
             }

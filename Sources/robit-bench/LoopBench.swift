@@ -120,7 +120,7 @@ enum LoopBench {
         _ = try control.request("POST", "/reset")
         let timeFile = stateDirectory + "-time.txt"
         let out = stateDirectory + "-stdout.json"
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
         process.arguments = ["-o", timeFile, "-f", "%M", robit, "run", task, "--model", "fake-steps-\(steps)", "--json"]

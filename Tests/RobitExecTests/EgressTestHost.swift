@@ -64,7 +64,7 @@ final class EgressTestHost: @unchecked Sendable {
 
     func remove() {
         if server.isRunning { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        try? Self.sh("ip netns delete \(namespace) 2>/dev/null; ip link delete \(link) 2>/dev/null; true")
+        _ = try? Self.sh("ip netns delete \(namespace) 2>/dev/null; ip link delete \(link) 2>/dev/null; true")
     }
 
     deinit { remove() }

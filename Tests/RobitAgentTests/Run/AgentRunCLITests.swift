@@ -34,8 +34,8 @@ enum RobitCLI {
             let base = NSTemporaryDirectory() + "robit-runtests-cli-" + UUID().uuidString
             outPath = base + ".out"
             errPath = base + ".err"
-            FileManager.default.createFile(atPath: outPath, contents: nil)
-            FileManager.default.createFile(atPath: errPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: try RobitCLI.path())
             process.arguments = arguments
             process.environment = environment
