@@ -30,14 +30,19 @@ let package = Package(
         // The in-sandbox init and exec wrapper: a static C program bind-mounted read-only at /.robit/init.
         .executableTarget(name: "robit-init", path: "Sources/robit-init",
                           cSettings: [.unsafeFlags(["-O2"])],
-                          linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections", "-Xlinker", "-s"])]),
+                          // A sanitizer runtime cannot link into a static executable: `scripts/test --sanitize`
+                          // (ROBIT_SANITIZE=1) builds it dynamic and runs the release robit-init instead.
+                          linkerSettings: [.unsafeFlags((Context.environment["ROBIT_SANITIZE"] == "1" ? [] : ["-static-executable"])
+                                                        + ["-Xlinker", "--gc-sections", "-Xlinker", "-s"])]),
         .target(name: "CRobitSys", path: "Sources/CRobitSys"),
-        // The audit log: depends on nothing of robit's, only on SHA-256/Ed25519.
-        .target(name: "RobitAudit", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
-        .target(name: "RobitOCI", dependencies: ["CSeccomp", "CCap"], swiftSettings: strict),
-        .target(name: "RobitExec", dependencies: ["RobitOCI", "CRobitSys"], swiftSettings: strict),
+        // robit's one lock (a pthread mutex, which ThreadSanitizer sees): Sources/RobitSync/Locked.swift.
+        .target(name: "RobitSync", swiftSettings: strict),
+        // The audit log: depends on nothing of robit's but its lock, and on SHA-256/Ed25519.
+        .target(name: "RobitAudit", dependencies: ["RobitSync", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(name: "RobitOCI", dependencies: ["RobitSync", "CSeccomp", "CCap"], swiftSettings: strict),
+        .target(name: "RobitExec", dependencies: ["RobitOCI", "RobitSync", "CRobitSys"], swiftSettings: strict),
         .target(name: "RobitAgent", dependencies: [
-            "RobitExec", "RobitOCI", "RobitAudit", "CCurl", "CSQLite3",
+            "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "CCurl", "CSQLite3",
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RobitCLI", dependencies: [
@@ -49,8 +54,16 @@ let package = Package(
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),
-        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
+        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync"], swiftSettings: strict),
         .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets for the parsers of untrusted input (scripts/fuzz TARGET [SECONDS]). Only declared with
+// ROBIT_FUZZ=1, so a normal build or test run never compiles them.
+if Context.environment["ROBIT_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(name: "robit-fuzz", dependencies: ["RobitAgent", "RobitAudit"], path: "Sources/robit-fuzz",
+                          swiftSettings: strict))
+}

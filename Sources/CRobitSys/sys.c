@@ -51,6 +51,7 @@ struct spawn_job {
     char *const *envp;
     int fds[3];
     const char *hide_dir;
+    int keep_fd;                // kept open through the close of fds >= 3 (close-on-exec), or -1
     volatile int err;           // set by the child when it fails before exec
     const char *volatile step;  // what failed
 };
@@ -90,7 +91,10 @@ static int spawn_child(void *arg) {
             return spawn_fail(j, "dup2");
         }
     }
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    if (j->keep_fd >= 3) {
+        if (j->keep_fd > 3) syscall(SYS_close_range, 3U, (unsigned)j->keep_fd - 1, 0U);
+        syscall(SYS_close_range, (unsigned)j->keep_fd + 1, ~0U, 0U);
+    } else if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
         for (int fd = 3; fd < 65536; fd++) close(fd);
     }
     if (unshare(CLONE_NEWNS) != 0) return spawn_fail(j, "enter a mount namespace of its own (unshare CLONE_NEWNS)");
@@ -104,11 +108,67 @@ static int spawn_child(void *arg) {
     return spawn_fail(j, "exec");
 }
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ROBIT_THREAD_SANITIZER 1
+#endif
+#endif
+#if !defined(ROBIT_THREAD_SANITIZER) && defined(__SANITIZE_THREAD__)
+#define ROBIT_THREAD_SANITIZER 1
+#endif
+
+#if ROBIT_THREAD_SANITIZER
+/// ThreadSanitizer's clone interceptor cannot follow clone(CLONE_VM | CLONE_VFORK) (it aborts in
+/// ForkAfter). Under TSan only (`scripts/test --sanitize thread`), the same child runs after fork():
+/// the job lives in shared memory, and a close-on-exec pipe tells the parent when the child has
+/// exec'd (end of file) or failed (it exits).
+static int spawn_hiding_forked(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
+                               const char *hide_dir, pid_t *pid, const char **step) {
+    struct spawn_job *job = mmap(NULL, sizeof *job, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (job == MAP_FAILED) { *step = "allocate the job"; return errno; }
+    int done[2];
+    if (pipe2(done, O_CLOEXEC) != 0) { int e = errno; munmap(job, sizeof *job); *step = "pipe"; return e; }
+    *job = (struct spawn_job){.path = path, .argv = argv, .envp = envp, .fds = {in_fd, out_fd, err_fd}, .hide_dir = hide_dir,
+                              .keep_fd = done[1]};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid_t child = fork();
+    if (child == 0) {
+        close(done[0]);
+        _exit(spawn_child(job));
+    }
+    int saved = child < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(done[1]);
+    if (child > 0) {
+        char b;
+        while (read(done[0], &b, 1) < 0 && errno == EINTR) {}
+    }
+    close(done[0]);
+    int err = job->err;
+    const char *failed = job->step;
+    munmap(job, sizeof *job);
+    if (child < 0) { *step = "fork"; return saved; }
+    if (err) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        *step = failed;
+        return err;
+    }
+    *pid = child;
+    return 0;
+}
+#endif
+
 int robit_spawn_hiding(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
                        const char *hide_dir, pid_t *pid, const char **step) {
     *step = NULL;
     if (!hide_dir) return robit_spawn(path, argv, envp, in_fd, out_fd, err_fd, pid);
-    struct spawn_job job = {.path = path, .argv = argv, .envp = envp, .fds = {in_fd, out_fd, err_fd}, .hide_dir = hide_dir};
+#if ROBIT_THREAD_SANITIZER
+    return spawn_hiding_forked(path, argv, envp, in_fd, out_fd, err_fd, hide_dir, pid, step);
+#endif
+    struct spawn_job job = {.path = path, .argv = argv, .envp = envp, .fds = {in_fd, out_fd, err_fd}, .hide_dir = hide_dir, .keep_fd = -1};
     size_t size = 256 * 1024;
     void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) { *step = "allocate the child's stack"; return errno; }
@@ -176,12 +236,14 @@ int robit_is_child_subreaper(void) {
     return prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) == 0 && on;
 }
 
-static volatile sig_atomic_t interrupt_signal = 0;
+// Written by the signal handler, read by any thread: a lock-free atomic (async-signal-safe).
+static int interrupt_signal = 0;
 static int interrupt_fd = -1;
 
 static void on_interrupt(int sig) {
     int saved = errno;
-    if (!interrupt_signal) interrupt_signal = sig;
+    int none = 0;
+    __atomic_compare_exchange_n(&interrupt_signal, &none, sig, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     if (interrupt_fd >= 0) {
         char b = (char)sig;
         ssize_t r = write(interrupt_fd, &b, 1);
@@ -205,7 +267,7 @@ int robit_install_interrupt_handlers(int notify_fd) {
     return 0;
 }
 
-int robit_interrupt_signal(void) { return interrupt_signal; }
+int robit_interrupt_signal(void) { return __atomic_load_n(&interrupt_signal, __ATOMIC_SEQ_CST); }
 
 int robit_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import Synchronization
+import RobitSync
 
 /// How often the log is forced to disk. Checkpoints and the end of a run are always synced.
 public enum AuditFsync: String, Sendable, CaseIterable {
@@ -54,7 +54,7 @@ public final class AuditLog: Sendable {
     /// Records are written in batches of about this many bytes, and at every `flush()`, checkpoint and the end.
     public static let flushThreshold = 64 * 1024
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let actor: String
     private let options: AuditOptions
     private let redactor: Redactor
@@ -67,7 +67,7 @@ public final class AuditLog: Sendable {
         self.options = options
         self.redactor = Redactor(options.redactions)
         self.keyID = options.signer?.publicKey.keyID
-        self.state = Mutex(State(fd: fd, seq: seq, hash: head, sinceCheckpoint: 0, finished: false, unsyncedBlobs: []))
+        self.state = Locked(State(fd: fd, seq: seq, hash: head, sinceCheckpoint: 0, finished: false, unsyncedBlobs: []))
     }
 
     deinit {
@@ -95,7 +95,7 @@ public final class AuditLog: Sendable {
     /// Checkpoint fsyncs run here, off the writer's path (group commit): appends go on while the disk
     /// catches up, and the end of the log waits for them.
     private let syncQueue = DispatchQueue(label: "robit.audit.fsync")
-    private let syncState = Mutex<SyncState>(SyncState())
+    private let syncState = Locked<SyncState>(SyncState())
 
     private struct SyncState {
         var queued = false

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 
 /// Threads for blocking work (a child process's I/O loop, a libcurl transfer), kept for reuse: an agent
 /// step ran two such jobs, and starting a thread for each cost about 50 µs plus a wait for the
@@ -31,7 +31,7 @@ private final class WorkerPool: Sendable {
         var job: Job?  // guarded by `condition`
     }
 
-    private let idle = Mutex<[Worker]>([])
+    private let idle = Locked<[Worker]>([])
     static let idleTimeout: TimeInterval = 30
 
     func submit(_ job: @escaping Job) {

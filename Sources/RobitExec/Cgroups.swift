@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 
 /// The host's cgroup mounts (v1 controllers, the v2 unified tree, or both in hybrid mode).
 public struct CgroupMounts: Sendable {
@@ -245,7 +245,7 @@ func mounts(under prefix: String) -> [String] {
 /// reads; when its cgroup was made anew (a restarted sandbox), the old file fails and is opened again.
 final class OOMKillCounter: Sendable {
     private let files: [String]
-    private let fd = Mutex<Int32>(-1)
+    private let fd = Locked<Int32>(-1)
 
     init(cgroups: CgroupMounts, path: String) {
         files = cgroups.oomKillFiles(for: path)

@@ -1,6 +1,6 @@
 import CRobitSys
 import Foundation
-import Synchronization
+import RobitSync
 
 /// How a process ended. A non-zero exit is a result, not an error.
 public enum TerminationStatus: Sendable, Equatable, CustomStringConvertible {
@@ -84,7 +84,7 @@ struct ChildProcess {
 
     /// The processes started here and not reaped yet (their pids cannot be reused): the subreaper's
     /// sweep (`Subreaper.reapOrphans`) and adoption leave them alone.
-    static let unreaped = Mutex<Set<pid_t>>([])
+    static let unreaped = Locked<Set<pid_t>>([])
 
     /// ROBIT_TRACE=1 prints every runtime command robit runs, with its status and duration, on stderr.
     static let trace = ProcessInfo.processInfo.environment["ROBIT_TRACE"] == "1"

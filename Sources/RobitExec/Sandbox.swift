@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 import RobitOCI
 
 /// What to start a sandbox with.
@@ -431,7 +431,7 @@ public actor Sandbox {
 
 /// The set of running commands' tags, shared with the threads that kill timed-out commands.
 final class ActiveTags: Sendable {
-    private let tags = Mutex<Set<String>>([])
+    private let tags = Locked<Set<String>>([])
     func withLock<R>(_ body: (inout Set<String>) -> R) -> R { tags.withLock { body(&$0) } }
 }
 

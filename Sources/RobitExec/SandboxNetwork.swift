@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 import RobitOCI
 
 /// The network of a sandbox with an egress allowlist: a network namespace `/run/netns/<id>` joined
@@ -13,7 +13,7 @@ public final class SandboxNetwork: Sendable {
     /// Names of the allowlist and the addresses they were resolved to, pinned in the sandbox's /etc/hosts.
     public let pinnedHosts: [PinnedHost]
     let pool: AddressPool
-    private let lastDenied = Mutex<[DeniedDestination.Key: UInt64]>([:])
+    private let lastDenied = Locked<[DeniedDestination.Key: UInt64]>([:])
 
     public var namespacePath: String { Self.namespacePath(id: id) }
     public var hostInterface: String { ruleset.hostInterface }

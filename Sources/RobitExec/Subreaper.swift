@@ -1,6 +1,6 @@
 import CRobitSys
 import Foundation
-import Synchronization
+import RobitSync
 
 /// robit as the parent of the processes a runtime leaves running.
 ///

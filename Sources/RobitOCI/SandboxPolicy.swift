@@ -1,7 +1,7 @@
 import CCap
 import CSeccomp
 import Foundation
-import Synchronization
+import RobitSync
 
 /// What a sandboxed process may do: its capabilities and its seccomp profile.
 ///
@@ -235,7 +235,7 @@ public enum SyscallTable {
         return program
     }
 
-    private static let bpfCache = Mutex<[(Seccomp, [UInt8])]>([])
+    private static let bpfCache = Locked<[(Seccomp, [UInt8])]>([])
 
     private static func compileUncached(_ seccomp: Seccomp) throws(PolicyError) -> [UInt8] {
         func fail(_ m: String) -> PolicyError { PolicyError(file: "seccomp", keyPath: "", message: m) }

@@ -3,7 +3,7 @@ import Glibc
 import RobitAgent
 import RobitExec
 import RobitOCI
-import Synchronization
+import RobitSync
 import Testing
 
 /// The tools run in real sandboxes under runsc (gVisor) and crun.
@@ -249,7 +249,7 @@ import Testing
             #expect(before.stdout.text == "keep\n")
             // The host swaps a directory and a symlink out of the workspace under one name, and a file
             // and a symlink to the host file under another, while the sandbox writes through them.
-            let stop = Mutex(false)
+            let stop = Locked(false)
             let path = ws.path
             let swapper = Thread {
                 while !stop.withLock({ $0 }) {

@@ -1,4 +1,4 @@
-import Synchronization
+import RobitSync
 
 /// Stops calling a provider that keeps failing.
 ///
@@ -23,7 +23,7 @@ public final class CircuitBreaker: Sendable {
     }
 
     public let configuration: Configuration
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration

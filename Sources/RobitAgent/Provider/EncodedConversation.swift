@@ -1,6 +1,6 @@
 import Glibc
 import RobitAudit
-import Synchronization
+import RobitSync
 
 /// A request body as sent, with its SHA-256 (what the audit log records of every request but the first).
 struct EncodedBody: Sendable {
@@ -44,7 +44,7 @@ final class EncodedConversation: Sendable {
         var hashedEnd = -1
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func body<Codec: ProviderCodec>(_ request: ModelRequest, codec: Codec) -> EncodedBody {
         state.withLock { s in

@@ -1,6 +1,7 @@
 import CCurl
 import Foundation
 import RobitExec
+import RobitSync
 import Synchronization
 
 /// One HTTP POST over libcurl, run on a blocking thread (`BlockingThreads`, never the cooperative
@@ -231,7 +232,7 @@ final class HTTPConnectionCache: Sendable {
         let multi: UnsafeMutableRawPointer
     }
 
-    private let idle = Mutex<Handles?>(nil)
+    private let idle = Locked<Handles?>(nil)
 
     init() {}
 

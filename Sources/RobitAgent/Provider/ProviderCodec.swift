@@ -64,7 +64,8 @@ enum WireDecoding {
     }
 
     static func int(_ value: JSONValue?) -> Int? {
-        if case .number(let number)? = value, number.isFinite { return Int(number) }
+        // A hostile or broken server's 1e300 is no count (and Int(1e300) traps).
+        if case .number(let number)? = value, number.isFinite, abs(number) < 9_007_199_254_740_992 { return Int(number) }
         return nil
     }
 }

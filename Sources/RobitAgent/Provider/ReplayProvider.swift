@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 
 /// Answers model calls from a fixed list of turns, in order, without any network: offline examples,
 /// demos and tests (`provider: replay`). The turns come from a JSONL script (`ReplayScript`) or any
@@ -8,7 +8,7 @@ public final class ReplayProvider: ModelProvider {
     public let turns: [ModelResponse]
     /// Where the turns came from, for messages.
     public let source: String
-    private let next = Mutex(0)
+    private let next = Locked(0)
     /// The request bodies robit would have sent, reconstructed for the audit log (OpenAI's format).
     private let codec = OpenAIChatCodec(name: "replay", baseURL: "", flavor: .compatible, stream: false)
     private let encoding = EncodedConversation()

@@ -1,7 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
-import Synchronization
+import RobitSync
 
 /// How a run ended, and the exit code that says so.
 public enum RunStatus: String, Sendable {
@@ -59,7 +59,7 @@ public final class AgentLoop: Sendable {
         var priceWarningGiven = false
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Wall time already used before this process (a resumed run).
     private let elapsedBefore: Duration
 
@@ -75,7 +75,7 @@ public final class AgentLoop: Sendable {
         self.prices = prices
         self.events = events
         self.elapsedBefore = elapsedBefore
-        self.state = Mutex(State(messages: messages, usage: usage))
+        self.state = Locked(State(messages: messages, usage: usage))
     }
 
     public var usage: RunUsage { state.withLock { $0.usage } }
@@ -297,8 +297,8 @@ enum Race {
 
     /// Resumes a continuation exactly once, from whichever side finishes first.
     final class Once: Sendable {
-        private let continuation: Mutex<CheckedContinuation<Answer, Never>?>
-        init(_ c: CheckedContinuation<Answer, Never>) { continuation = Mutex(c) }
+        private let continuation: Locked<CheckedContinuation<Answer, Never>?>
+        init(_ c: CheckedContinuation<Answer, Never>) { continuation = Locked(c) }
         var done: Bool { continuation.withLock { $0 == nil } }
         func finish(_ answer: Answer) {
             let c = continuation.withLock { s -> CheckedContinuation<Answer, Never>? in defer { s = nil }; return s }

@@ -1,7 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
-import Synchronization
+import RobitSync
 
 /// What `robit run` was asked to do.
 public struct RunRequest: Sendable {
@@ -222,7 +222,7 @@ public enum AgentRun {
         var outcome: LoopOutcome
         var usage = history?.usage ?? RunUsage()
         // The loop reports run totals; the run store's step rows hold what each step used.
-        let totalsBefore = Mutex(usage)
+        let totalsBefore = Locked(usage)
         var sandbox: Sandbox?
         do {
             let box = try await SandboxAudit.create(options, id: history == nil ? id : Sandbox.newID(), log: log)

@@ -1,6 +1,6 @@
 import CSQLite3
 import Foundation
-import Synchronization
+import RobitSync
 
 /// One run as the run store keeps it.
 public struct RunRecord: Sendable, Equatable {
@@ -59,7 +59,7 @@ public struct RunStoreError: Error, Sendable, CustomStringConvertible {
 public final class RunStore: @unchecked Sendable {
     private let db: OpaquePointer
     private let lock = NSLock()
-    private let pending = Mutex<(rows: [[Value]], lastWrite: ContinuousClock.Instant)>(([], ContinuousClock.now - .seconds(3600)))
+    private let pending = Locked<(rows: [[Value]], lastWrite: ContinuousClock.Instant)>(([], ContinuousClock.now - .seconds(3600)))
     public let path: String
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {

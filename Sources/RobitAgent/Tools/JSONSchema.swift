@@ -61,6 +61,13 @@ public struct JSONSchema: Sendable, Equatable {
     }
 
     /// Every violation of the schema by `instance`; empty when it is valid.
+    /// A count keyword's value as text: an integer where it is one, never a trap (1e19 is a valid
+    /// `minLength` and no Int; found by fuzzing, fuzz/crashes/schema/).
+    static func count(_ n: Double) -> String {
+        if let i = Int(exactly: n) { return String(i) }
+        return "\(n)"
+    }
+
     public func validate(_ instance: JSONValue) -> [SchemaViolation] {
         var out: [SchemaViolation] = []
         Self.validate(instance, against: value, path: "", into: &out)
@@ -170,8 +177,8 @@ public struct JSONSchema: Sendable, Equatable {
         switch value {
         case .string(let text):
             let length = text.unicodeScalars.count
-            if case .number(let n) = s["minLength"], Double(length) < n { add("must be at least \(Int(n)) characters long, found \(length)") }
-            if case .number(let n) = s["maxLength"], Double(length) > n { add("must be at most \(Int(n)) characters long, found \(length)") }
+            if case .number(let n) = s["minLength"], Double(length) < n { add("must be at least \(Self.count(n)) characters long, found \(length)") }
+            if case .number(let n) = s["maxLength"], Double(length) > n { add("must be at most \(Self.count(n)) characters long, found \(length)") }
             if let p = s["pattern"]?.stringValue, let re = try? NSRegularExpression(pattern: p) {
                 if re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) == nil { add("must match the pattern \(p)") }
             }
@@ -185,15 +192,15 @@ public struct JSONSchema: Sendable, Equatable {
                 if !q.isFinite || q != q.rounded() { add("must be a multiple of \(JSONValue.numberText(m))") }
             }
         case .array(let items):
-            if case .number(let m) = s["minItems"], Double(items.count) < m { add("must have at least \(Int(m)) items, found \(items.count)") }
-            if case .number(let m) = s["maxItems"], Double(items.count) > m { add("must have at most \(Int(m)) items, found \(items.count)") }
+            if case .number(let m) = s["minItems"], Double(items.count) < m { add("must have at least \(Self.count(m)) items, found \(items.count)") }
+            if case .number(let m) = s["maxItems"], Double(items.count) > m { add("must have at most \(Self.count(m)) items, found \(items.count)") }
             if s["uniqueItems"] == .bool(true), Set(items).count != items.count { add("items must be unique") }
             if let itemSchema = s["items"] {
                 for (i, item) in items.enumerated() { validate(item, against: itemSchema, path: path + "/\(i)", into: &out) }
             }
         case .object(let members):
-            if case .number(let m) = s["minProperties"], Double(members.count) < m { add("must have at least \(Int(m)) properties") }
-            if case .number(let m) = s["maxProperties"], Double(members.count) > m { add("must have at most \(Int(m)) properties") }
+            if case .number(let m) = s["minProperties"], Double(members.count) < m { add("must have at least \(Self.count(m)) properties") }
+            if case .number(let m) = s["maxProperties"], Double(members.count) > m { add("must have at most \(Self.count(m)) properties") }
             let properties = s["properties"]?.objectValue ?? [:]
             for name in (s["required"]?.arrayValue ?? []).compactMap(\.stringValue) where members[name] == nil {
                 add("missing required property \"\(name)\"")

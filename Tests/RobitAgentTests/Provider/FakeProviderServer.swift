@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import RobitSync
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,7 +72,7 @@ final class FakeProviderServer: Sendable {
     private let closeAfter: Int?
     /// ... without saying so in the last response (no `Connection: close`), as an idle timeout does.
     private let closeSilently: Bool
-    private let state = Mutex<(received: [Received], bytesSent: [Int])>(([], []))
+    private let state = Locked<(received: [Received], bytesSent: [Int])>(([], []))
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var received: [Received] { state.withLock { $0.received } }
