@@ -25,9 +25,11 @@ extension TaskFile {
         case .runc: runtime = .runc
         }
         let l = sandbox.limits
-        return SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path,
-                              limits: SandboxLimits(memory: l.memory.bytes, pids: l.pids, cpu: l.cpu, tmpSize: l.disk.bytes),
-                              policy: policy, egress: sandbox.network.egress.map(\.egress))
+        var options = SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path,
+                                     limits: SandboxLimits(memory: l.memory.bytes, pids: l.pids, cpu: l.cpu, tmpSize: l.disk.bytes),
+                                     policy: policy, egress: sandbox.network.egress.map(\.egress))
+        options.keepBackgroundProcesses = sandbox.keepBackgroundProcesses
+        return options
     }
 }
 

@@ -13,7 +13,7 @@ public struct CgroupMounts: Sendable {
     public var entries: [Entry]
 
     public static func current() -> CgroupMounts {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return CgroupMounts(entries: []) }
+        guard let text = KernelFile.read("/proc/self/mountinfo") else { return CgroupMounts(entries: []) }
         var entries: [Entry] = []
         for line in text.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")
@@ -84,7 +84,7 @@ public struct CgroupMounts: Sendable {
         }
         files += entries.filter(\.isV2).map { $0.mountPoint + path + "/cgroup.procs" }
         for file in files {
-            if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            if let text = KernelFile.read(file) {
                 return text.split(separator: "\n").compactMap { Int32($0) }
             }
         }
@@ -116,7 +116,7 @@ public struct CgroupMounts: Sendable {
 
     /// True for a process that is PID 1 of its pid namespace (the sandbox's init).
     static func isNamespaceInit(_ pid: Int32) -> Bool {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        guard let status = KernelFile.read("/proc/\(pid)/status"),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }) else { return false }
         return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "1"
     }
@@ -158,7 +158,7 @@ public struct CgroupMounts: Sendable {
     public var crunHybridQuirk: Bool {
         guard entries.contains(where: { !$0.isV2 }) else { return false }
         for v2 in entries where v2.isV2 {
-            let controllers = (try? String(contentsOfFile: v2.mountPoint + "/cgroup.controllers", encoding: .utf8)) ?? ""
+            let controllers = KernelFile.read(v2.mountPoint + "/cgroup.controllers") ?? ""
             if !controllers.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return true }
         }
         return false
@@ -190,7 +190,7 @@ public struct CgroupMounts: Sendable {
         // A cgroup still holding processes cannot go: kill them first (it is ours, under /robit).
         for attempt in 0..<50 {
             if rmdir(dir) == 0 || errno == ENOENT || !killing { return }
-            if let procs = try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8) {
+            if let procs = KernelFile.read(dir + "/cgroup.procs") {
                 for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) { Foundation.kill(pid, SIGKILL) }
             }
             usleep(attempt < 10 ? 10_000 : 100_000)
@@ -230,7 +230,7 @@ func unescapeMountPath(_ s: String) -> String {
 
 /// Mount points at or below `prefix`, deepest first.
 func mounts(under prefix: String) -> [String] {
-    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+    guard let text = KernelFile.read("/proc/self/mountinfo") else { return [] }
     var result: [String] = []
     for line in text.split(separator: "\n") {
         let fields = line.split(separator: " ")

@@ -52,7 +52,7 @@ public enum Doctor {
         } else {
             let controllers = Set(v1.flatMap(\.controllers))
             let v2Controllers = Set(v2.flatMap { e in
-                ((try? String(contentsOfFile: e.mountPoint + "/cgroup.controllers", encoding: .utf8)) ?? "").split(separator: " ").map {
+                (KernelFile.read(e.mountPoint + "/cgroup.controllers") ?? "").split(separator: " ").map {
                     $0.trimmingCharacters(in: .whitespacesAndNewlines)
                 }
             })
@@ -97,12 +97,12 @@ public enum Doctor {
             add(.ok, "libnftables", "loaded (\(error.message))")
         }
 
-        let maxUserNS = (try? String(contentsOfFile: "/proc/sys/user/max_user_namespaces", encoding: .utf8))?
+        let maxUserNS = KernelFile.read("/proc/sys/user/max_user_namespaces")?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         add(maxUserNS == "0" ? .warn : .ok, "user namespaces", "max_user_namespaces = \(maxUserNS)",
             fix: maxUserNS == "0" ? "sysctl -w user.max_user_namespaces=15000" : nil)
 
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let status = KernelFile.read("/proc/self/status") ?? ""
         if status.contains("Seccomp:") {
             do {
                 let size = try SyscallTable.compileBPF(SandboxPolicy.builtInDefault().seccomp).count

@@ -127,6 +127,6 @@ public struct HostForwarding: Sendable {
     }
 
     private func read(_ path: String) -> String? {
-        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        KernelFile.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

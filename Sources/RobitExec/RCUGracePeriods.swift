@@ -15,7 +15,7 @@ public enum RCUGracePeriods {
 
     public static func report(expeditedPath: String = expeditedPath, normalPath: String = normalPath) -> Finding {
         func read(_ path: String) -> String? {
-            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            KernelFile.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let expedited = read(expeditedPath) else {
             return Finding(level: .ok, subject: "rcu", message: "\(expeditedPath) is not there: grace periods are the kernel's default")

@@ -19,6 +19,8 @@ public struct SandboxOptions: Sendable {
     public var state: SandboxState
     /// TCP destinations the sandbox may reach; empty = a network namespace with only loopback.
     public var egress: [Egress]
+    /// Background processes of a command live on after it (see `SandboxConfiguration`).
+    public var keepBackgroundProcesses = false
 
     public init(runtime: RuntimeKind = .runsc, rootfs: SandboxConfiguration.Rootfs = .host, workspace: String, user: User? = nil,
                 limits: SandboxLimits = SandboxLimits(), policy: SandboxPolicy = .builtInDefault(), initBinary: String? = nil,
@@ -58,13 +60,15 @@ public struct SandboxOptions: Sendable {
         let options = self
         let initPath: String
         if let given = initBinary { initPath = given } else { initPath = try InitBinary.locate() }
-        return SandboxConfiguration(
+        var configuration = SandboxConfiguration(
             id: id, rootfs: rootfs, workspace: workspace, user: user, limits: limits, policy: policy,
             pidsEnforcement: runtime == .runsc ? .rlimit : .cgroup,
             memoryOverhead: runtime == .runsc ? Self.runscMemoryOverhead : 0,
             initBinary: initPath,
             execSeccompFilter: runtime == .runsc ? (bundleDirectory ?? options.state.directory(for: id)) + "/seccomp.bpf" : nil,
             hostLayout: .scan(), etcOverlay: etcOverlay)
+        configuration.keepBackgroundProcesses = keepBackgroundProcesses
+        return configuration
     }
 
     /// A prepared rootfs with an egress allowlist gets robit's /etc/hosts (the pinned names) mounted
@@ -374,6 +378,12 @@ public actor Sandbox {
             r = try await child.run()
         } catch {
             throw SandboxError(.execFailed, "\(error)")
+        }
+        if !configuration.keepBackgroundProcesses, !r.timedOut, !r.interrupted, case .exited(let code) = r.status, code > 128 {
+            // robit-init kills what a command leaves when the command ends, unless the command killed
+            // robit-init itself (exit 137 looks the same as a command killed by a signal): then the
+            // leftovers are killed from outside, as after a timeout.
+            await BlockingThreads.run { killTree() }
         }
         let oomAfter = oomKills.read() ?? 0
         var result = ExecResult(status: r.status, stdout: r.stdout, stderr: r.stderr, duration: r.duration, timedOut: r.timedOut,

@@ -56,7 +56,7 @@ public struct SandboxState: Sendable {
 
     /// Field 22 of /proc/PID/stat: tells a live owner from a recycled pid.
     static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let text = KernelFile.read("/proc/\(pid)/stat"),
               let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); starttime is field 22.

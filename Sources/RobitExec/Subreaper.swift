@@ -45,7 +45,7 @@ public enum Subreaper {
     static func children() -> [pid_t] {
         var pids: [pid_t] = []
         for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
-            guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { continue }
+            guard let text = KernelFile.read("/proc/self/task/\(task)/children") else { continue }
             pids += text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         return pids
@@ -112,7 +112,7 @@ final class AdoptedProcess: Sendable {
         defer { Subreaper.reapOrphans() }
         guard Subreaper.isEnabled else { return [] }
         var adopted: [AdoptedProcess] = []
-        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let text = KernelFile.read(pidFile), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
             if let process = AdoptedProcess(pid: pid, sandbox: id) {
                 adopted.append(process)
             } else if let parent = parent(of: pid), let middle = AdoptedProcess(pid: parent, sandbox: id) {
@@ -126,7 +126,7 @@ final class AdoptedProcess: Sendable {
 
     /// The parent pid in /proc/PID/stat (the field after the parenthesized name), or nil.
     static func parent(of pid: pid_t) -> pid_t? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let text = KernelFile.read("/proc/\(pid)/stat"),
               let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         return fields.count > 1 ? pid_t(fields[1]) : nil

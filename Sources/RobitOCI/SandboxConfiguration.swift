@@ -31,6 +31,9 @@ public struct SandboxConfiguration: Sendable, Equatable {
     public var execSeccompFilter: String?
     public var hostname: String
     public var env: [String]
+    /// Let a command's background processes live on after it ends (`sandbox.keep_background_processes`);
+    /// by default robit-init kills every process a command leaves when it ends.
+    public var keepBackgroundProcesses: Bool = false
     /// Host entries of / for rootfs `host` (from `HostLayout.scan()`).
     public var hostLayout: HostLayout
     /// Path of an existing network namespace to join; nil = a new one with only loopback.

@@ -25,9 +25,13 @@ public enum SpecGenerator {
     /// Where the runtime does not filter exec'd processes, robit-init loads the seccomp filter first.
     public static func execProcess(_ c: SandboxConfiguration, tag: String, argv: [String], cwd: String = SandboxConfiguration.workPath,
                                    env: [String] = []) -> Process {
-        let args = c.execSeccompFilter == nil
-            ? argv
-            : [SandboxConfiguration.initPath, "exec", "--seccomp", SandboxConfiguration.seccompFilterPath, "--"] + argv
+        // robit-init runs every command: it loads the seccomp filter where the runtime does not, and
+        // kills what the command leaves behind when it ends.
+        // The tag is in its argv too: a running command is known by its robit-init, whose environment
+        // another process of the same user cannot read.
+        let args = [SandboxConfiguration.initPath, "exec", "--tag", tag]
+            + (c.execSeccompFilter == nil ? [] : ["--seccomp", SandboxConfiguration.seccompFilterPath])
+            + (c.keepBackgroundProcesses ? ["--keep-background"] : []) + ["--"] + argv
         var p = process(c, args: args, cwd: cwd)
         p.env = (p.env ?? []) + env + ["ROBIT_EXEC=\(tag)"]
         return p

@@ -3,9 +3,10 @@
 // It is bind-mounted read-only at /.robit/init and statically linked, so it works in any rootfs.
 //
 //   robit-init init                 PID 1: reap every orphan until SIGTERM/SIGINT/SIGKILL.
-//   robit-init exec [--seccomp F] -- ARGV...
-//                                   start ARGV in a new session, after loading the seccomp BPF
-//                                   program in F (for runtimes that do not filter exec'd processes).
+//   robit-init exec [--tag T] [--seccomp F] [--keep-background] -- ARGV...
+//                                   run ARGV in a new session, after loading the seccomp BPF program
+//                                   in F (for runtimes that do not filter exec'd processes); when it
+//                                   ends, kill every process it left (unless --keep-background).
 //   robit-init kill TAG [KEEP...]   SIGKILL every process tagged TAG (a timed-out call's whole tree)
 //                                   and every process not tagged with one of KEEP (running commands).
 //   robit-init kill --all           SIGKILL every process but PID 1 (pids limit exhausted by leftovers).
@@ -91,20 +92,6 @@ static int apply_seccomp(const char *path) {
     return 0;
 }
 
-static int run_exec(const char *seccomp, char **argv) {
-    if (setsid() < 0 && errno != EPERM) {
-        fprintf(stderr, "robit-init: setsid: %s\n", strerror(errno));
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (seccomp && apply_seccomp(seccomp) != 0) return 126;
-    execvp(argv[0], argv);
-    int e = errno;
-    fprintf(stderr, "robit: cannot execute %s: %s\n", argv[0], strerror(e));
-    return (e == ENOENT || e == ENOTDIR) ? 127 : 126;
-}
-
 // The value of ROBIT_EXEC in /proc/PID/environ, copied into `out`: 1 if present, 0 if absent,
 // -1 if the process is gone or unreadable.
 static int exec_tag(const char *pid, char *out, size_t outlen) {
@@ -126,6 +113,189 @@ static int exec_tag(const char *pid, char *out, size_t outlen) {
         i += (ssize_t)len + 1;
     }
     return 0;
+}
+
+// What /proc/PID/stat says of a process: its parent and whether it is a zombie (or dead). 0 if read.
+static int stat_of(const char *pid, pid_t *ppid, int *dead) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    // The command name may hold spaces and parentheses: the state follows the last ')'.
+    char *paren = strrchr(buf, ')');
+    char state;
+    int parent;
+    if (!paren || sscanf(paren + 1, " %c %d", &state, &parent) != 2) return -1;
+    *ppid = (pid_t)parent;
+    *dead = state == 'Z' || state == 'X' || state == 'x';
+    return 0;
+}
+
+// The TAG of a running command's robit-init (`exec --tag TAG ...`) from /proc/PID/cmdline.
+static int wrapper_tag(const char *pid, char *out, size_t outlen) {
+    char path[64];
+    static char buf[4096];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    for (ssize_t i = 0; i < n;) {
+        size_t len = strnlen(buf + i, (size_t)(n - i));
+        if (strcmp(buf + i, "--") == 0) break;
+        if (strcmp(buf + i, "--tag") == 0 && i + (ssize_t)len + 1 < n) {
+            snprintf(out, outlen, "%s", buf + i + len + 1);
+            return 1;
+        }
+        i += (ssize_t)len + 1;
+    }
+    return 0;
+}
+
+struct proc_entry {
+    pid_t pid, ppid;
+};
+
+static int compare_pids(const void *a, const void *b) {
+    pid_t x = ((const struct proc_entry *)a)->pid, y = ((const struct proc_entry *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+// One pass over the sandbox's processes after the command of `self` ended; returns how many it
+// killed. A process started by the runtime's exec (a running command's robit-init) has parent 0,
+// which no process started inside can get: that makes "running command" unforgeable. Killed:
+// every descendant of `self`, and every orphan (its ancestors end at PID 1) that does not carry the
+// ROBIT_EXEC tag of a command still running (no tag, a cleared environment, a made-up tag, the tag of
+// a command that ended). Kept: PID 1, running commands and their descendants, orphans of running
+// commands (until those end).
+static int sweep_leftovers(pid_t self) {
+    static struct proc_entry *procs;
+    static size_t cap;
+    size_t count = 0;
+    static char running[64][64];
+    int nrunning = 0;
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != 0 || pid <= 1 || pid == self) continue;
+        pid_t ppid;
+        int dead;
+        if (stat_of(e->d_name, &ppid, &dead) != 0 || dead) continue;
+        if (ppid == 0) {
+            if (nrunning < 64 && wrapper_tag(e->d_name, running[nrunning], sizeof running[0])) nrunning++;
+        }
+        if (count == cap) {
+            size_t grown = cap ? cap * 2 : 256;
+            struct proc_entry *p = realloc(procs, grown * sizeof *p);
+            if (!p) break;
+            procs = p;
+            cap = grown;
+        }
+        procs[count++] = (struct proc_entry){(pid_t)pid, ppid};
+    }
+    closedir(d);
+    qsort(procs, count, sizeof *procs, compare_pids);
+    int killed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (procs[i].ppid == 0) continue;
+        // Follow the parents: to self (ours), to another process of parent 0 (a running command's),
+        // or to PID 1 / a parent that just ended (an orphan).
+        pid_t up = procs[i].ppid;
+        int verdict = 0;  // 1 ours, 2 a running command's, 3 orphan
+        for (int depth = 0; depth < 4096 && !verdict; depth++) {
+            if (up == self) { verdict = 1; break; }
+            if (up <= 1) { verdict = 3; break; }
+            struct proc_entry key = {up, 0};
+            struct proc_entry *parent = bsearch(&key, procs, count, sizeof *procs, compare_pids);
+            if (!parent) { verdict = 3; break; }
+            if (parent->ppid == 0) { verdict = 2; break; }
+            up = parent->ppid;
+        }
+        if (verdict == 2 || verdict == 0) continue;
+        if (verdict == 3) {
+            char name[16], t[256];
+            snprintf(name, sizeof name, "%d", (int)procs[i].pid);
+            int kept = 0;
+            if (exec_tag(name, t, sizeof t) == 1) {
+                for (int k = 0; k < nrunning; k++) {
+                    if (strcmp(t, running[k]) == 0) kept = 1;
+                }
+            }
+            if (kept) continue;
+        }
+        if (kill(procs[i].pid, SIGKILL) == 0) killed++;
+    }
+    return killed;
+}
+
+// Runs ARGV as a child in a new session and returns its status (128+N if signal N ended it). Unless
+// `keep`, when the command ends every process it left is killed (sweep_leftovers) before this
+// process exits, however it detached (setsid, double fork, a cleared or forged environment): a
+// command's background processes end with it, and the runtime's exec returns only then. Where the
+// kernel supports it (not gVisor) this process is also the command's child subreaper, so the
+// command's orphans stay below it. It ignores every signal it can and is not dumpable, so the
+// command can neither end it politely nor write to its memory; a command that SIGKILLs or SIGSTOPs
+// it is cleaned up by robit from outside (exit 137, or the timeout; see docs/sandbox.md).
+static int run_exec(const char *seccomp, int keep, char **argv) {
+    if (seccomp && apply_seccomp(seccomp) != 0) return 126;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    if (keep) {
+        if (setsid() < 0 && errno != EPERM) fprintf(stderr, "robit-init: setsid: %s\n", strerror(errno));
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        int e = errno;
+        fprintf(stderr, "robit: cannot execute %s: %s\n", argv[0], strerror(e));
+        return (e == ENOENT || e == ENOTDIR) ? 127 : 126;
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    pid_t child = fork();
+    if (child < 0) {
+        fprintf(stderr, "robit: cannot start %s: %s\n", argv[0], strerror(errno));
+        return 126;
+    }
+    if (child == 0) {
+        if (setsid() < 0) fprintf(stderr, "robit-init: setsid: %s\n", strerror(errno));
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        int e = errno;
+        fprintf(stderr, "robit: cannot execute %s: %s\n", argv[0], strerror(e));
+        _exit((e == ENOENT || e == ENOTDIR) ? 127 : 126);
+    }
+    int code = 1;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(-1, &status, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        if (r == child) {
+            code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+            break;
+        }
+    }
+    // Passes until one finds nothing: what a pass kills may have forked before it died.
+    pid_t self = getpid();
+    for (int round = 0; round < 2000; round++) {
+        int killed = sweep_leftovers(self);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        if (killed == 0) break;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    return code;
 }
 
 // Kills the processes of command TAG and every process that belongs to no running command (no
@@ -190,16 +360,24 @@ static int run_probe(void) {
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
-    if (argc >= 4 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--") == 0) return run_exec(NULL, argv + 3);
-    if (argc >= 6 && strcmp(argv[1], "exec") == 0 && strcmp(argv[2], "--seccomp") == 0 && strcmp(argv[4], "--") == 0)
-        return run_exec(argv[3], argv + 5);
+    if (argc >= 2 && strcmp(argv[1], "exec") == 0) {
+        const char *seccomp = NULL;
+        int keep = 0, i = 2;
+        for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+            if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp = argv[++i];
+            else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) i++;
+            else if (strcmp(argv[i], "--keep-background") == 0) keep = 1;
+            else break;
+        }
+        if (i + 1 < argc && strcmp(argv[i], "--") == 0) return run_exec(seccomp, keep, argv + i + 1);
+    }
     if (argc >= 3 && strcmp(argv[1], "kill") == 0) {
         if (strcmp(argv[2], "--all") == 0) return run_kill(NULL, NULL, 0);
         return run_kill(argv[2], argv + 3, argc - 3);
     }
     if (argc == 2 && strcmp(argv[1], "probe") == 0) return run_probe();
     if (argc >= 3 && strcmp(argv[1], "fs") == 0) return run_fs(argc - 2, argv + 2);
-    fprintf(stderr, "usage: robit-init init | exec [--seccomp FILE] -- ARGV... | kill TAG [KEEP...] | kill --all | probe | fs OP ARGS...\n");
+    fprintf(stderr, "usage: robit-init init | exec [--tag TAG] [--seccomp FILE] [--keep-background] -- ARGV... | kill TAG [KEEP...] | kill --all | probe | fs OP ARGS...\n");
     return 2;
 }
 

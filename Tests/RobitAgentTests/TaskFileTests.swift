@@ -98,6 +98,18 @@ struct TaskFileTests {
             memory: ByteCount(3 << 29), pids: 64, cpu: 0.5, timeout: .seconds(90), output: ByteCount(64 << 10), disk: ByteCount(100_000_000)))
     }
 
+    @Test func keepBackgroundProcessesIsAnExplicitBoolean() throws {
+        #expect(try parse(minimalTask).sandbox.keepBackgroundProcesses == false)
+        #expect(try parse(minimalTask).sandboxOptions().keepBackgroundProcesses == false)
+        let kept = try parse(minimalTask + "sandbox:\n  keep_background_processes: true\n")
+        #expect(kept.sandbox.keepBackgroundProcesses == true)
+        #expect(try kept.sandboxOptions().keepBackgroundProcesses == true)
+        for bad in ["yes", "\"true\"", "1", "on", "[true]"] {
+            let error = parseError(minimalTask + "sandbox:\n  keep_background_processes: \(bad)\n")
+            #expect(error?.keyPath == "sandbox.keep_background_processes" && error?.line == 6, "\(bad): \(String(describing: error))")
+        }
+    }
+
     @Test func customToolParametersAreKeptAsJSON() throws {
         let task = try parse(minimalTask + """
             tools: []

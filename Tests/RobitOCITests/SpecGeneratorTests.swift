@@ -70,7 +70,7 @@ import Testing
         #expect(exec.capabilities == Capabilities([]) && exec.noNewPrivileges == true)
         let killer = SpecGenerator.killerProcess(c, tag: "t", keep: ["u"])
         #expect(killer.capabilities == Capabilities(["CAP_KILL"]))
-        #expect(killer.args == ["/.robit/init", "kill", "t", "killer", "u"])
+        #expect(killer.args == ["/.robit/init", "exec", "--tag", "killer", "--", "/.robit/init", "kill", "t", "killer", "u"])
         #expect(process.capabilities == Capabilities([]))
         #expect(process.capabilities?.bounding.isEmpty == true && process.capabilities?.ambient.isEmpty == true)
         #expect(process.env?.contains(where: { $0.hasPrefix("ROBIT_") || $0.contains("KEY") || $0.contains("TOKEN") }) == false)
@@ -112,12 +112,16 @@ import Testing
         #expect(spec.linux?.resources?.memory?.limit == (256 << 20) + (128 << 20))
         #expect(spec.mounts?.contains { $0.destination == "/.robit/seccomp.bpf" && $0.source == "/state/seccomp.bpf" } == true)
         let exec = SpecGenerator.execProcess(c, tag: "abc", argv: ["echo", "hi"])
-        #expect(exec.args == ["/.robit/init", "exec", "--seccomp", "/.robit/seccomp.bpf", "--", "echo", "hi"])
+        #expect(exec.args == ["/.robit/init", "exec", "--tag", "abc", "--seccomp", "/.robit/seccomp.bpf", "--", "echo", "hi"])
         #expect(exec.env?.last == "ROBIT_EXEC=abc")
         #expect(exec.cwd == "/work")
         #expect(exec.noNewPrivileges == true)
         let plain = SpecGenerator.execProcess(Self.configuration(), tag: "t", argv: ["echo", "hi"])
-        #expect(plain.args == ["echo", "hi"])
+        // Every command runs under robit-init, which kills what it leaves behind unless the task keeps it.
+        #expect(plain.args == ["/.robit/init", "exec", "--tag", "t", "--", "echo", "hi"])
+        var keeping = Self.configuration()
+        keeping.keepBackgroundProcesses = true
+        #expect(SpecGenerator.execProcess(keeping, tag: "t", argv: ["echo"]).args == ["/.robit/init", "exec", "--tag", "t", "--keep-background", "--", "echo"])
     }
 
     @Test func bundleOnDiskHasACuratedEtcAndNothingElseOfTheHost() throws {

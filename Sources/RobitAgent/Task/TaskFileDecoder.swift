@@ -152,7 +152,7 @@ struct TaskFileDecoder {
     // MARK: - sandbox
 
     private func decodeSandbox(_ node: Node) throws(TaskFileError) -> TaskFile.Sandbox {
-        let fields = try reader.mapping(node, "sandbox", allowed: ["runtime", "rootfs", "policy", "network", "limits"])
+        let fields = try reader.mapping(node, "sandbox", allowed: ["runtime", "rootfs", "policy", "network", "limits", "keep_background_processes"])
         var sandbox = TaskFile.Sandbox()
         if let node = fields.value("runtime") {
             sandbox.runtime = try reader.choice(node, fields.path("runtime"), of: TaskFile.Sandbox.Runtime.self)
@@ -169,6 +169,9 @@ struct TaskFileDecoder {
         }
         if let node = fields.value("limits") {
             sandbox.limits = try decodeLimits(node, path: fields.path("limits"))
+        }
+        if let node = fields.value("keep_background_processes") {
+            sandbox.keepBackgroundProcesses = try reader.boolean(node, fields.path("keep_background_processes"))
         }
         return sandbox
     }

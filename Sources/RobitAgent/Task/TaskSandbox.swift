@@ -35,7 +35,7 @@ extension TaskFile {
             public var timeout: Duration
             /// Output captured per tool call, stdout and stderr each (default 1MiB).
             public var output: ByteCount
-            /// Size of the tmpfs mounted at /tmp (default 1GiB).
+            /// What the run may write: the size of the filesystem holding the workspace's changes, and of /tmp (default 1GiB).
             public var disk: ByteCount
 
             public init(memory: ByteCount = .mebibytes(512), pids: Int = 256, cpu: Double = 1.0, timeout: Duration = .seconds(30),
@@ -56,9 +56,15 @@ extension TaskFile {
         public var policy: String?
         public var network: Network
         public var limits: Limits
+        /// `keep_background_processes`: processes a tool call starts in the background live on into
+        /// later calls (a dev server the next call tests). Off by default: robit kills every process a
+        /// call leaves, because a process that outlives its call can read and write what later calls
+        /// do, including their output before robit captures it.
+        public var keepBackgroundProcesses: Bool
 
         public init(runtime: Runtime = .runsc, rootfs: RootFS = .host, policy: String? = nil, network: Network = Network(),
-                    limits: Limits = Limits()) {
+                    limits: Limits = Limits(), keepBackgroundProcesses: Bool = false) {
+            self.keepBackgroundProcesses = keepBackgroundProcesses
             self.runtime = runtime
             self.rootfs = rootfs
             self.policy = policy

@@ -115,6 +115,15 @@ struct YAMLReader {
         return text
     }
 
+    /// `true` or `false`, unquoted (YAML 1.1's yes/no/on/off are refused: they are too easy to misread).
+    func boolean(_ node: Node, _ path: String) throws(TaskFileError) -> Bool {
+        let scalar = try scalar(node, path, expected: "true or false")
+        guard scalar.style == .plain, scalar.string == "true" || scalar.string == "false" else {
+            throw fail(node, path, "\(quoted(scalar.string)) is not a boolean; write true or false, without quotes")
+        }
+        return scalar.string == "true"
+    }
+
     /// A whole number written as a plain (unquoted) YAML number.
     func integer(_ node: Node, _ path: String, in range: ClosedRange<Int>, example: String) throws(TaskFileError) -> Int {
         let scalar = try scalar(node, path, expected: "a whole number such as \(example)")

@@ -38,6 +38,9 @@ enum RobitCLI {
             _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: try RobitCLI.path())
             process.arguments = arguments
+            // A sanitized robit (scripts/test --sanitize) keeps the suite's sanitizer options.
+            var environment = environment
+            for (key, value) in ProcessInfo.processInfo.environment where key.hasSuffix("SAN_OPTIONS") { environment[key] = value }
             process.environment = environment
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = FileHandle(forWritingAtPath: outPath)
