@@ -119,6 +119,7 @@ public enum Janitor {
             }
         }
         found += await SandboxNetwork.sweep(remove: remove, skipping: handled, includeUnleased: includeRuntimeLists)
+        found += LayerRegistry(state: state).sweep(remove: remove)
         for id in CgroupMounts.current().sandboxIDs() where !live.contains(id) && !handled.contains(id) {
             var item = Leftover(id: id, runtime: nil, kind: "cgroup without a sandbox", removed: false, detail: "not removed")
             if remove {

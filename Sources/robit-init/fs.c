@@ -186,6 +186,13 @@ static char **sorted_names(int fd, size_t *count) {
     return names;
 }
 
+// A failed write, with what to do when the workspace's filesystem (limits.disk) is full.
+static int write_failure(const char *shown, int err) {
+    if (err == ENOSPC || err == EDQUOT)
+        return fail("cannot write %s: no space left: the workspace is full (the task's limits.disk); the file may be incomplete. Delete files or write less", shown);
+    return fail("cannot write %s: %s", shown, strerror(err));
+}
+
 static int write_all(int fd, const char *buf, size_t len) {
     while (len) {
         ssize_t w = write(fd, buf, len);
@@ -293,7 +300,7 @@ static int fs_write(char *path) {
     int fd = open_regular(dir, leaf, shown, O_WRONLY, 1, &st);
     close(dir);
     if (fd < 0) return -fd;
-    if (ftruncate(fd, 0) != 0) return fail("cannot write %s: %s", shown, strerror(errno));
+    if (ftruncate(fd, 0) != 0) return write_failure(shown, errno);
     static char buf[1 << 16];
     long long total = 0;
     for (;;) {
@@ -301,10 +308,10 @@ static int fs_write(char *path) {
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return fail("cannot read the content: %s", strerror(errno));
         if (r == 0) break;
-        if (write_all(fd, buf, (size_t)r) != 0) return fail("cannot write %s: %s", shown, strerror(errno));
+        if (write_all(fd, buf, (size_t)r) != 0) return write_failure(shown, errno);
         total += r;
     }
-    if (close(fd) != 0) return fail("cannot write %s: %s", shown, strerror(errno));
+    if (close(fd) != 0) return write_failure(shown, errno);
     printf("wrote=%lld\n", total);
     return 0;
 }
@@ -350,7 +357,7 @@ static int fs_edit(char *path, int all) {
     }
     memcpy(out + o, p, len - (size_t)(p - text));
     if (lseek(fd, 0, SEEK_SET) != 0 || write_all(fd, out, outlen) != 0 || ftruncate(fd, (off_t)outlen) != 0 || close(fd) != 0)
-        return fail("cannot write %s: %s", shown, strerror(errno));
+        return write_failure(shown, errno);
     printf("replaced=%ld\n", count);
     return 0;
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RobitExec
 import RobitAgent
 import RobitOCI
 import Testing

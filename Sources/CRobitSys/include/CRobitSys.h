@@ -88,3 +88,16 @@ int robit_bench_packet_setup(double *bind_ms, double *ring_ms);
 /// or -1 (libnftables.so.1 cannot be loaded; `*error` says why). `*output` and `*error` are
 /// malloc'd (or NULL) and belong to the caller.
 int robit_nft_run(const char *commands, int json, char **output, char **error);
+
+/// Bind-mounts `source` (not recursively) on `target`, nosuid and nodev; with `idmap`, through an
+/// idmapped mount on which files owned by uid_in/gid_in appear owned by uid_out/gid_out (others
+/// appear as the overflow id). 0 or an errno, with `*step` naming what failed.
+int robit_bind_mount(const char *source, const char *target, uint32_t uid_in, uint32_t gid_in, uint32_t uid_out, uint32_t gid_out,
+                     int idmap, const char **step);
+
+/// Attaches `image` to a free loop device (detached automatically when unmounted) and mounts it on
+/// `target` as `fstype` with `flags`. 0 or an errno, with `*step` naming what failed.
+int robit_loop_mount(const char *image, const char *target, const char *fstype, unsigned long flags, const char **step);
+
+/// 1 if the overlayfs upper-layer directory `path` is opaque (it replaces the lower layer's), else 0.
+int robit_overlay_opaque(const char *path);

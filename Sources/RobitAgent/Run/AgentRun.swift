@@ -1,6 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
+import RobitOCI
 import RobitSync
 
 /// What `robit run` was asked to do.
@@ -89,10 +90,13 @@ public enum AgentRun {
         let id = Sandbox.newID()
         let runWorkspace: RunWorkspace
         do {
-            runWorkspace = try RunWorkspace.prepare(from: task.workspace.path, at: RunWorkspace.defaultRoot(run: id, environment: request.environment))
+            runWorkspace = try RunWorkspace.prepare(from: task.workspace.path, at: RunWorkspace.defaultRoot(run: id, environment: request.environment),
+                                                    disk: task.sandbox.limits.disk.bytes)
         } catch {
             throw RunSetupError(exitCode: error.code == .invalidInput ? 2 : 5, message: error.message)
         }
+        // The tree the run starts from: the user's directory, whose file digests are cached between runs.
+        let sourceTree = WorkspaceTree.hash(task.workspace.path, cache: WorkspaceTree.cachePath(for: task.workspace.path, environment: request.environment))
         let taskDirectory = (URL(fileURLWithPath: request.taskPath).standardizedFileURL.path as NSString).deletingLastPathComponent
         let start: AuditValue = [
             "status": "ok", "robit_version": .string(request.robitVersion),
@@ -100,12 +104,18 @@ public enum AgentRun {
             "task_path": .string(URL(fileURLWithPath: request.taskPath).standardizedFileURL.path),
             "task_name": .string(task.name),
             "workspace": .string(task.workspace.path),
-            "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.base)),
+            "workspace_tree_sha256": .string(sourceTree),
             "provider": .string(task.model.provider.rawValue), "model": .string(task.model.name),
             "prompt": .string(task.prompt),
         ]
-        return try await execute(task: task, taskData: taskData, taskDirectory: taskDirectory, id: id, runWorkspace: runWorkspace,
-                                 request: request, history: nil, startData: start, events: events, notice: notice)
+        do {
+            return try await execute(task: task, taskData: taskData, taskDirectory: taskDirectory, id: id, runWorkspace: runWorkspace,
+                                     request: request, history: nil, startData: start, events: events, notice: notice)
+        } catch {
+            // The run never started: nothing of its workspace is kept.
+            runWorkspace.finish(done: true)
+            throw error
+        }
     }
 
     /// Continues an interrupted run in a new sandbox, from its workspace as it was left, extending its audit chain.
@@ -124,9 +134,8 @@ public enum AgentRun {
         if record.status == "running", record.pid != getpid(), kill(record.pid, 0) == 0 {
             throw RunSetupError(exitCode: 2, message: "run \(record.id) is still running (pid \(record.pid))")
         }
-        let runWorkspace = RunWorkspace(root: record.runWorkspace)
-        guard FileManager.default.fileExists(atPath: runWorkspace.work) else {
-            throw RunSetupError(exitCode: 2, message: "the workspace of run \(record.id) (\(runWorkspace.work)) is gone; it cannot be resumed")
+        guard FileManager.default.fileExists(atPath: record.runWorkspace + "/disk.img") else {
+            throw RunSetupError(exitCode: 2, message: "the workspace of run \(record.id) (\(record.runWorkspace)/disk.img) is gone; it cannot be resumed")
         }
         let auditDirectory = (record.auditPath as NSString).deletingLastPathComponent
         let history: AuditHistory
@@ -143,15 +152,24 @@ public enum AgentRun {
         }
         task.model.name = record.model
         task.workspace.path = record.workspace
+        let runWorkspace: RunWorkspace
+        do { runWorkspace = try RunWorkspace(root: record.runWorkspace).reopen(source: record.workspace) } catch {
+            throw RunSetupError(exitCode: error.code == .invalidInput ? 2 : 5, message: "cannot mount the workspace of run \(record.id) again: \(error.message)")
+        }
         var resumed = request
         resumed.auditDirectory = auditDirectory
         if let runtime = RuntimeKind(rawValue: record.runtime), request.runtime == nil { resumed.runtime = runtime }
-        return try await execute(task: task, taskData: Data(text.utf8), taskDirectory: taskDirectory, id: record.id, runWorkspace: runWorkspace,
-                                 request: resumed, history: history, startData: [
-                                    "status": "ok", "robit_version": .string(request.robitVersion),
-                                    "steps_so_far": .int(Int64(history.usage.steps)),
-                                    "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.work)),
-                                 ], events: events, notice: notice, store: store, existing: record)
+        do {
+            return try await execute(task: task, taskData: Data(text.utf8), taskDirectory: taskDirectory, id: record.id, runWorkspace: runWorkspace,
+                                     request: resumed, history: history, startData: [
+                                        "status": "ok", "robit_version": .string(request.robitVersion),
+                                        "steps_so_far": .int(Int64(history.usage.steps)),
+                                        "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.work)),
+                                     ], events: events, notice: notice, store: store, existing: record)
+        } catch {
+            runWorkspace.finish(done: false)
+            throw error
+        }
     }
 
     // MARK: - The run
@@ -298,11 +316,8 @@ public enum AgentRun {
         record.patchPath = patchPath
         record.endedAt = Int64(Date().timeIntervalSince1970)
         try? store?.update(record)
-        if outcome.status == .done {
-            // Only the patch is kept of a finished run's workspace.
-            try? FileManager.default.removeItem(atPath: runWorkspace.work)
-            try? FileManager.default.removeItem(atPath: runWorkspace.base)
-        }
+        // Only the patch is kept of a finished run's workspace; an unfinished one keeps its changes for a resume.
+        runWorkspace.finish(done: outcome.status == .done)
         // The final answer goes to stdout and --json: no secret in it either.
         let finalText = outcome.finalText.map { tools.redactor.redact($0) }
         return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: tools.redactor.redact(outcome.message), finalText: finalText,

@@ -3,113 +3,112 @@ import RobitAudit
 import RobitExec
 import RobitOCI
 
-/// The run's own copy of the task's workspace: `work/` is mounted at /work (owned by the sandbox user),
-/// `base/` is the untouched snapshot the patch is computed against. The user's directory is never written.
+/// The run's own view of the task's workspace: `work/` is mounted at /work, an overlay over the
+/// user's directory whose changes go to a filesystem of `limits.disk` bytes (`LayeredWorkspace`).
+/// The user's directory is never written.
 public struct RunWorkspace: Sendable {
     public let root: String
     public var work: String { root + "/work" }
-    public var base: String { root + "/base" }
     public static let sandboxUser = User(uid: 65532, gid: 65532)
+    let layers: LayeredWorkspace?
 
-    public init(root: String) { self.root = root }
+    /// A workspace that is not mounted (yet).
+    public init(root: String) {
+        self.root = root
+        layers = nil
+    }
+
+    private init(layers: LayeredWorkspace) {
+        root = layers.root
+        self.layers = layers
+    }
 
     /// `$XDG_STATE_HOME/robit/workspaces/<run>`.
     public static func defaultRoot(run: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         RobitPaths.state(environment) + "/workspaces/" + run
     }
 
-    /// Copies `source` twice (symlinks as symlinks, nothing followed) and hands `work/` to the sandbox user.
-    public static func prepare(from source: String, at root: String) throws(SandboxError) -> RunWorkspace {
+    /// Mounts a new run's workspace over `source`, with `disk` bytes for what the run writes.
+    public static func prepare(from source: String, at root: String, disk: UInt64) throws(SandboxError) -> RunWorkspace {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw SandboxError(.invalidInput, "workspace \(source) is not a directory")
         }
-        let ws = RunWorkspace(root: root)
-        do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
-        } catch {
-            throw SandboxError(.createFailed, "cannot create the run's workspace \(root): \(error.localizedDescription)")
-        }
-        for target in [ws.base, ws.work] {
-            try run("/bin/cp", ["-a", "--no-preserve=ownership", "--", source + "/.", target + "/"], creating: target)
-        }
-        try run("/bin/chown", ["-R", "-h", "\(sandboxUser.uid):\(sandboxUser.gid)", "--", ws.work], creating: nil)
-        chmod(ws.base, 0o700)
-        return ws
+        return RunWorkspace(layers: try LayeredWorkspace.create(source: source, root: root, disk: disk, user: sandboxUser))
     }
 
-    private static func run(_ tool: String, _ arguments: [String], creating directory: String?) throws(SandboxError) {
-        if let directory {
-            mkdir(directory, 0o755)
-        }
-        let result: HostCommand.Result
-        do { result = try HostCommand.run(tool, arguments) } catch {
-            throw SandboxError(.createFailed, "cannot run \(tool): \(error)")
-        }
-        guard result.status == .exited(0) else {
-            throw SandboxError(.createFailed, "copying the workspace failed: \(tool) \(arguments.joined(separator: " ")) (\(result.status)): \(String(decoding: result.stderr, as: UTF8.self).prefix(500))")
-        }
+    /// Mounts an interrupted run's workspace again, with what it changed.
+    public func reopen(source: String) throws(SandboxError) -> RunWorkspace {
+        RunWorkspace(layers: try LayeredWorkspace.reopen(source: source, root: root, user: Self.sandboxUser))
     }
 
-    /// The changes the run made, as a git patch (`git apply`-able, binary files included), paths relative to
-    /// the workspace. `.git/` is left out. git runs outside any repository, with no user or system config, so
-    /// nothing the sandbox wrote can configure it.
+    /// The changes the run made, as a git patch (`git apply`-able, binary files included), paths
+    /// relative to the workspace, `.git/` left out.
     public func patch() throws(SandboxError) -> String {
-        // `-C root`: git runs in the run's directory, so the paths it prints start with base/ and work/.
-        let environment = ["PATH=/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=/nonexistent",
-                           "GIT_CEILING_DIRECTORIES=\(root)", "LC_ALL=C"]
-        let result: HostCommand.Result
-        do {
-            result = try HostCommand.run("/usr/bin/env", ["git", "-C", root, "-c", "core.quotepath=off", "diff", "--no-index", "--binary",
-                                                          "--no-ext-diff", "--no-textconv", "--no-color", "--no-renames", "--", "base", "work"],
-                                         environment: environment)
-        } catch {
-            throw SandboxError(.hostNotReady, "git is needed for output.patch: \(error)")
-        }
-        // git diff --no-index: 0 no changes, 1 changes; env: 127 when git is not installed.
-        guard case .exited(let code) = result.status, code <= 1 else {
-            throw SandboxError(result.status == .exited(127) ? .hostNotReady : .createFailed,
-                               result.status == .exited(127) ? "git is needed for output.patch: it is not installed"
-                                                             : "git diff failed (\(result.status)): \(String(decoding: result.stderr, as: UTF8.self).prefix(500))")
-        }
-        return Self.relativize(String(decoding: result.stdout, as: UTF8.self))
+        guard let layers else { throw SandboxError(.invalidInput, "the run's workspace \(root) is not mounted") }
+        return try layers.patch()
     }
 
-    /// Rewrites `a/base/x` and `b/work/x` to `a/x` and `b/x`, and drops changes under `.git/`.
-    static func relativize(_ diff: String) -> String {
-        var out: [Substring] = []
-        var skipping = false
-        for line in diff.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("diff --git ") {
-                skipping = line.contains(" a/base/.git/") || line.contains(" b/work/.git/")
-            }
-            if skipping { continue }
-            var l = String(line)
-            if l.hasPrefix("diff --git ") || l.hasPrefix("--- a/") || l.hasPrefix("+++ b/") {
-                l = l.replacingOccurrences(of: " a/base/", with: " a/").replacingOccurrences(of: " b/work/", with: " b/")
-                if l.hasPrefix("--- a/base/") { l = "--- a/" + l.dropFirst("--- a/base/".count) }
-                if l.hasPrefix("+++ b/work/") { l = "+++ b/" + l.dropFirst("+++ b/work/".count) }
-            }
-            out.append(Substring(l))
-        }
-        return out.joined(separator: "\n")
-    }
-
-    public func remove() {
-        try? FileManager.default.removeItem(atPath: root)
+    /// Unmounts the workspace. `done`: the run finished, so its changes (the image) go too; only
+    /// what else is in the run's directory (the default patch) stays, and the directory goes when
+    /// nothing does. Otherwise the image stays for `robit resume`.
+    public func finish(done: Bool) {
+        guard let layers else { return }
+        if done { layers.remove() } else { layers.unmount() }
     }
 }
 
 /// A SHA-256 over a directory tree (paths, types, modes, sizes, contents, link targets; nothing followed),
-/// so a replay can prove it starts from the same workspace.
+/// so a replay can prove it starts from the same workspace. File contents are hashed once: the digest of
+/// each file is cached by path, inode, size, mtime and ctime as git's index does (`cache`), and a file
+/// changed less than two seconds before the cache was written is hashed again next time.
 public enum WorkspaceTree {
-    public static func hash(_ root: String) -> String {
+    public static func hash(_ root: String, cache: String? = nil) -> String {
+        var entries: [Entry] = []
+        walk(root, relative: "", into: &entries)
+        let previous = cache.map(Cache.load) ?? [:]
+        var digests = [String?](repeating: nil, count: entries.count)
+        var toHash: [Int] = []
+        for (i, e) in entries.enumerated() where e.kind == "f" {
+            if let hit = previous[e.relative], hit.matches(e.stat) { digests[i] = hit.sha } else { toHash.append(i) }
+        }
+        // Both cores: reading and hashing a large tree is most of a first run's preparation.
+        let computed = UnsafeMutableBufferPointer<String?>.allocate(capacity: toHash.count)
+        computed.initialize(repeating: nil)
+        defer { computed.deallocate() }
+        nonisolated(unsafe) let out = computed
+        let paths = toHash.map { root + "/" + entries[$0].relative }
+        DispatchQueue.concurrentPerform(iterations: paths.count) { j in
+            out[j] = fileDigest(paths[j])
+        }
+        for (j, i) in toHash.enumerated() { digests[i] = computed[j] }
         var lines: [String] = []
-        walk(root, relative: "", into: &lines)
+        lines.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() {
+            switch e.kind {
+            case "f": lines.append("f \(e.mode) \(e.stat.st_size) \(digests[i] ?? AuditHash.sha256Hex([])) \(e.relative)")
+            case "d": lines.append("d \(e.mode) \(e.relative)")
+            case "l": lines.append("l \(e.relative) -> \(e.target)")
+            default: lines.append("o \(e.mode) \(e.relative)")
+            }
+        }
+        if let cache {
+            Cache.save(cache, entries: entries.indices.compactMap { i in
+                entries[i].kind == "f" ? digests[i].map { (entries[i], $0) } : nil
+            })
+        }
         return AuditHash.sha256Hex(lines.sorted().joined(separator: "\n"))
     }
 
-    private static func walk(_ path: String, relative: String, into lines: inout [String]) {
+    struct Entry {
+        var relative: String
+        var kind: String
+        var mode: String
+        var stat: stat
+        var target = ""
+    }
+
+    private static func walk(_ path: String, relative: String, into entries: inout [Entry]) {
         guard let dir = opendir(path) else { return }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
@@ -122,19 +121,85 @@ public enum WorkspaceTree {
             let mode = String(st.st_mode & 0o7777, radix: 8)
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
-                lines.append("d \(mode) \(rel)")
-                walk(full, relative: rel, into: &lines)
+                entries.append(Entry(relative: rel, kind: "d", mode: mode, stat: st))
+                walk(full, relative: rel, into: &entries)
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlink(full, &buffer, 4096)
                 let target = n >= 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-                lines.append("l \(rel) -> \(target)")
+                entries.append(Entry(relative: rel, kind: "l", mode: mode, stat: st, target: target))
             case S_IFREG:
-                let content = FileManager.default.contents(atPath: full) ?? Data()
-                lines.append("f \(mode) \(st.st_size) \(AuditHash.sha256Hex([UInt8](content))) \(rel)")
+                entries.append(Entry(relative: rel, kind: "f", mode: mode, stat: st))
             default:
-                lines.append("o \(mode) \(rel)")
+                entries.append(Entry(relative: rel, kind: "o", mode: mode, stat: st))
             }
         }
+    }
+
+    /// The SHA-256 of a file's contents, read in 1 MiB pieces (nil if it cannot be read).
+    static func fileDigest(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var stream = AuditHash.Stream()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return stream.hex()
+    }
+
+    /// `path inode size mtime ctime sha`, one file per line (the path last, `\` and newlines escaped).
+    enum Cache {
+        struct Hit {
+            var inode: UInt64, size: Int64, mtime: Int64, ctime: Int64, sha: String
+            func matches(_ st: stat) -> Bool {
+                inode == UInt64(st.st_ino) && size == Int64(st.st_size) && mtime == nanoseconds(st.st_mtim) && ctime == nanoseconds(st.st_ctim)
+            }
+        }
+
+        static func nanoseconds(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
+
+        static func load(_ path: String) -> [String: Hit] {
+            guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+            var hits: [String: Hit] = [:]
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false)
+                guard fields.count == 6, let inode = UInt64(fields[0]), let size = Int64(fields[1]), let mtime = Int64(fields[2]),
+                      let ctime = Int64(fields[3]), fields[4].count == 64 else { continue }
+                let rel = fields[5].replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(of: "\\\\", with: "\\")
+                hits[rel] = Hit(inode: inode, size: size, mtime: mtime, ctime: ctime, sha: String(fields[4]))
+            }
+            return hits
+        }
+
+        static func save(_ path: String, entries: [(Entry, String)]) {
+            // "Racy" entries (changed within 2 s of now) could change again within the timestamps'
+            // granularity without the cache noticing: they are not kept.
+            let now = Int64(Date().timeIntervalSince1970 * 1e9) - 2_000_000_000
+            var text = ""
+            for (e, sha) in entries {
+                let mtime = nanoseconds(e.stat.st_mtim), ctime = nanoseconds(e.stat.st_ctim)
+                guard mtime < now && ctime < now else { continue }
+                let rel = e.relative.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+                text += "\(e.stat.st_ino) \(e.stat.st_size) \(mtime) \(ctime) \(sha) \(rel)\n"
+            }
+            try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+            let temporary = path + ".\(getpid()).tmp"
+            if FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) {
+                rename(temporary, path)
+            }
+        }
+    }
+
+    /// Where the cache of a workspace directory lives: `$XDG_STATE_HOME/robit/tree-cache/<hash of its path>`.
+    public static func cachePath(for directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        RobitPaths.state(environment) + "/tree-cache/" + String(AuditHash.sha256Hex(directory).prefix(32))
     }
 }
