@@ -25,7 +25,10 @@ extension TaskFile {
         case .runc: runtime = .runc
         }
         let l = sandbox.limits
-        var options = SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path,
+        // A task's commands run as robit's sandbox user whoever owns the workspace: `robit run` gives
+        // them an overlay of it in which the owner's files appear as that user's (RunWorkspace), and
+        // `robit bundle` shows the same.
+        var options = SandboxOptions(runtime: runtime, rootfs: rootfs, workspace: workspace.path, user: RunWorkspace.sandboxUser,
                                      limits: SandboxLimits(memory: l.memory.bytes, pids: l.pids, cpu: l.cpu, tmpSize: l.disk.bytes),
                                      policy: policy, egress: sandbox.network.egress.map(\.egress))
         options.keepBackgroundProcesses = sandbox.keepBackgroundProcesses

@@ -12,7 +12,9 @@ struct BundleCommand: AsyncParsableCommand {
             Writes config.json (exactly what `robit run` would give the runtime), the rootfs skeleton \
             (or a `rootfs` link to a prepared rootfs), seccomp.json (the policy's profile) and, for runsc, \
             seccomp.bpf, then prints the path of config.json. The bundle can be inspected, validated \
-            against the OCI schema, or run by hand with the runtime.
+            against the OCI schema, or run by hand with the runtime. Commands run as uid and gid 65532, \
+            as in `robit run`; the /work mount names the task's workspace directory, where `robit run` \
+            mounts its overlay of that directory (the run's own view, whose changes become the patch).
             """)
 
     @Argument(help: "The task file.")

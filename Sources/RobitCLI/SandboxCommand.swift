@@ -103,12 +103,26 @@ struct SandboxRun: AsyncParsableCommand {
     @Option(help: "Bytes of stdout and of stderr kept, each, e.g. 1MiB.")
     var output: String = "1MiB"
 
+    @Flag(help: "Work on a copy-on-write view of --workspace as uid 65532 (the directory itself is never written, whoever owns it), and write a patch of the changes.")
+    var copy = false
+
+    @Option(help: "With --copy: room for what the command writes to /work, e.g. 1GiB (a full disk is ENOSPC).")
+    var disk: String?
+
+    @Option(help: "With --copy: where to write the patch (default: the run's directory under robit's state; its path is printed).")
+    var patch: String?
+
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
     func validate() throws {
         if command.isEmpty {
             throw ValidationError("give the command to run after --, e.g. `robit sandbox run -- uname -a`")
+        }
+        if copy && sandbox.workspace == nil { throw ValidationError("--copy works on a copy of --workspace DIR; give the directory") }
+        if copy && sandbox.user != nil { throw ValidationError("--copy runs the command as uid 65532; leave out --user") }
+        if !copy && (disk != nil || patch != nil) {
+            throw ValidationError("--disk and --patch need --copy: without it /work is the host directory itself, whose size robit does not limit")
         }
     }
 
@@ -131,11 +145,27 @@ struct SandboxRun: AsyncParsableCommand {
         defer { if let scratch { Workspace.removeScratch(scratch) } }
 
         let id = Sandbox.newID()
+        var layered: RunWorkspace?
+        if copy, let source = sandbox.workspace {
+            let diskText = disk ?? "1GiB"
+            guard let size = ByteCount(parsing: diskText), size.bytes >= 1 << 20 else {
+                throw ValidationError("--disk \(diskText) is not a size of at least 1MiB (e.g. 1GiB)")
+            }
+            do {
+                layered = try RunWorkspace.prepare(from: URL(fileURLWithPath: source).standardizedFileURL.path,
+                                                   at: RunWorkspace.defaultRoot(run: id), disk: size.bytes)
+            } catch {
+                throw RobitExit(error.code == .invalidInput ? RobitExit.invalidInput : RobitExit.sandboxFailed, error.message)
+            }
+            options.workspace = layered!.work
+            options.user = RunWorkspace.sandboxUser
+        }
+        defer { layered?.finish(done: true) }
         let task: AuditValue = [
             "command": "sandbox run", "argv": AuditValue(argv), "runtime": .string(options.runtime.rawValue),
             "workspace": .string(sandbox.workspace ?? "(scratch)"), "policy": .string(options.policy.source),
             "rootfs": .string(sandbox.rootfs), "memory": .string(sandbox.memory), "pids": .int(Int64(sandbox.pids)),
-            "egress": AuditValue(sandbox.egress),
+            "egress": AuditValue(sandbox.egress), "copy": .bool(copy),
             "timeout": .string(self.timeout), "output": .string(self.output),
         ]
         let taskBytes = try CanonicalJSON.encode(task)
@@ -171,6 +201,19 @@ struct SandboxRun: AsyncParsableCommand {
         if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { _ = try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let leftovers = await SandboxAudit.destroy(box, log: log)
+        if let layered {
+            let target = patch.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? layered.root + "/changes.patch"
+            do {
+                let diff = try layered.patch()
+                try Data(diff.utf8).write(to: URL(fileURLWithPath: target))
+                _ = try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
+                                              "bytes": .int(Int64(diff.utf8.count))])
+                printError("robit: patch \(target)")
+            } catch {
+                _ = try? log.append("error", SandboxAudit.errorRecord("no patch: \(error)", stage: "patch"))
+                printError("robit: warning: no patch: \(error)")
+            }
+        }
         try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
         try? FileHandle.standardError.write(contentsOf: result.stderr.data)
         if result.stdout.truncated {

@@ -129,6 +129,26 @@ public enum Doctor {
             add(.fail, "state", "cannot create \(state.sandboxesDirectory): \(error.localizedDescription)")
         }
 
+        if geteuid() == 0 {
+            // A run's workspace: a loop-mounted ext4 image, an idmapped bind of a root-owned directory, an overlay.
+            let base = NSTemporaryDirectory() + "robit-doctor-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            do {
+                try FileManager.default.createDirectory(atPath: base + "/source", withIntermediateDirectories: true)
+                let ws = try LayeredWorkspace.create(source: base + "/source", root: base + "/root", disk: 8 << 20,
+                                                     user: User(uid: 65532, gid: 65532), state: state)
+                var st = stat()
+                let mapped = stat(ws.merged, &st) == 0 && st.st_uid == 65532
+                ws.remove()
+                add(mapped ? .ok : .fail, "workspace", mapped ? "loop devices, ext4, overlayfs and idmapped mounts work (robit run's workspace)"
+                                                           : "the workspace overlay does not show the sandbox user as owner")
+            } catch let error as SandboxError {
+                add(.fail, "workspace", "robit run cannot prepare a workspace: \(error.message)", fix: "modprobe loop overlay; apt-get install -y e2fsprogs")
+            } catch {
+                add(.fail, "workspace", "cannot create \(base): \(error.localizedDescription)")
+            }
+            try? FileManager.default.removeItem(atPath: base)
+        }
+
         let leftovers = await Janitor.sweep(state: state, remove: fix, includeRuntimeLists: true)
         if leftovers.isEmpty {
             add(.ok, "leftovers", "no sandbox, container or cgroup left behind")

@@ -80,7 +80,7 @@ public enum Workspace {
             throw SandboxError(.invalidInput, "cannot stat workspace \(path): \(String(cString: strerror(errno)))")
         }
         guard st.st_uid != 0 else {
-            throw SandboxError(.invalidInput, "workspace \(path) is owned by root, and the sandbox never runs as root; give a directory owned by the user the sandbox should run as (e.g. `chown -R 65532:65532 DIR`), or pass --user UID:GID")
+            throw SandboxError(.invalidInput, "workspace \(path) is owned by root, and the sandbox never runs as root; add --copy to work on a copy-on-write view of it as uid 65532 (the directory is not written; robit writes a patch of the changes), give a directory owned by the user the sandbox should run as (e.g. `chown -R 65532:65532 DIR`), or pass --user UID:GID")
         }
         let user = User(uid: st.st_uid, gid: st.st_gid)
         if let problem = problem(with: user) {

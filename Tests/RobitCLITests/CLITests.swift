@@ -181,6 +181,23 @@ enum CLI {
         #expect(r2.stderr.contains("bad.json:1: seccomp.syscalls[0].names[0]") && r2.stderr.contains("mkdri"), "\(r2.stderr)")
     }
 
+    /// `robit bundle` and `robit run` agree on a task: a root-owned workspace (a CI checkout) is
+    /// bundled as it is run, as the sandbox user 65532.
+    @Test func bundleOfARootOwnedWorkspaceShowsWhatRunRuns() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/ws", withIntermediateDirectories: true)
+        chown(dir + "/ws", 0, 0)
+        try "version: 1\nmodel: {provider: openai, name: m}\nprompt: p\nworkspace: {path: ws}\n".write(toFile: dir + "/t.yaml", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let spec = try JSONDecoder().decode(Spec.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/out/config.json")))
+        #expect(spec.process?.user.uid == 65532 && spec.process?.user.gid == 65532)
+        #expect(spec.mounts?.contains { $0.destination == "/work" && $0.source == dir + "/ws" } == true, "\(String(describing: spec.mounts))")
+        let task = try TaskFile.load(path: dir + "/t.yaml")
+        #expect(try task.sandboxOptions().user == RunWorkspace.sandboxUser)
+    }
+
     @Test func secretsInRobitsEnvironmentDoNotReachTheBundle() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

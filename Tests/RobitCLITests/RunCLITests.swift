@@ -1,4 +1,5 @@
 import Foundation
+import RobitExec
 import Testing
 
 /// README's first command, `robit run examples/hello/task.yaml`, end to end through the binary, and the
@@ -101,5 +102,46 @@ import Testing
         #expect(summary["status"] as? String == "provider_failed")
         let verify = try CLI.run(["audit", "verify", summary["audit_path"] as! String], environment: env)
         #expect(verify.status == 0, "\(verify.stdout)")
+    }
+}
+
+/// `robit sandbox run --workspace DIR` on a root-owned checkout: `--copy` leaves DIR alone and writes
+/// the patch; the refusal without it names `--copy`; `--disk` bounds what the command writes.
+@Suite(.serialized) struct SandboxCopyCLITests {
+    static func rootOwned() throws -> String {
+        let dir = try CLI.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/ws", withIntermediateDirectories: true)
+        try "old\n".write(toFile: dir + "/ws/a.txt", atomically: false, encoding: .utf8)
+        chown(dir + "/ws", 0, 0)
+        chown(dir + "/ws/a.txt", 0, 0)
+        return dir
+    }
+
+    @Test func aRootOwnedWorkspaceIsRefusedNamingCopy() throws {
+        try ReleaseBinaryTests.requireRuntime("crun")
+        let dir = try Self.rootOwned()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try CLI.run(["sandbox", "run", "--runtime", "crun", "--workspace", dir + "/ws", "--", "true"])
+        #expect(r.status == 2 && r.stderr.contains("--copy"), "\(r.status) \(r.stderr)")
+        let misuse = try CLI.run(["sandbox", "run", "--runtime", "crun", "--workspace", dir + "/ws", "--disk", "1GiB", "--", "true"])
+        #expect(misuse.status == 2 && misuse.stderr.contains("need --copy"), "\(misuse.stderr)")
+    }
+
+    @Test(arguments: ["runsc", "crun"])
+    func copyWritesThePatchAndLeavesTheDirectoryAlone(runtime: String) throws {
+        try ReleaseBinaryTests.requireRuntime(runtime)
+        let dir = try Self.rootOwned()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try CLI.run(["sandbox", "run", "--runtime", runtime, "--workspace", dir + "/ws", "--copy", "--patch", dir + "/p.patch", "--",
+                             "sh", "-c", "echo new > a.txt && echo made > b.txt && id -u"])
+        #expect(r.status == 0 && r.stdout == "65532\n", "\(r.status) \(r.stderr)")
+        #expect(try String(contentsOfFile: dir + "/ws/a.txt", encoding: .utf8) == "old\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/ws/b.txt"))
+        let patch = try String(contentsOfFile: dir + "/p.patch", encoding: .utf8)
+        #expect(patch.contains("diff --git a/a.txt b/a.txt") && patch.contains("diff --git a/b.txt b/b.txt") && patch.contains("+made"), "\(patch)")
+        #expect(r.stderr.contains("robit: patch \(dir)/p.patch"), "\(r.stderr)")
+        let full = try CLI.run(["sandbox", "run", "--runtime", runtime, "--workspace", dir + "/ws", "--copy", "--disk", "16MiB", "--",
+                                "sh", "-c", "head -c 50000000 /dev/zero > big; echo $?"])
+        #expect(full.stdout == "1\n" && full.stderr.contains("No space left"), "\(full.stdout) \(full.stderr)")
     }
 }

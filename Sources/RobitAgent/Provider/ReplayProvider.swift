@@ -58,7 +58,13 @@ public enum ReplayScript {
         } catch {
             throw ProviderError(.configuration, "cannot read the replay script \(path): \(error.localizedDescription) (model.script must name a JSONL file of model turns)", attempts: 0)
         }
-        return try parse(String(decoding: data, as: UTF8.self), source: path)
+        // Invalid UTF-8 is refused, not repaired: a replay must answer exactly what was recorded.
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let valid = String(decoding: data, as: UTF8.self).unicodeScalars.prefix { $0 != "\u{FFFD}" }
+            let line = valid.reduce(1) { $0 + ($1 == "\n" ? 1 : 0) }
+            throw ProviderError(.configuration, "\(path):\(line): not valid UTF-8 (a replay script is UTF-8 text; re-save it as UTF-8)", attempts: 0)
+        }
+        return try parse(text, source: path)
     }
 
     public static func parse(_ text: String, source: String) throws(ProviderError) -> [ModelResponse] {
@@ -70,7 +76,11 @@ public enum ReplayScript {
             func fail(_ message: String) -> ProviderError {
                 ProviderError(.configuration, "\(source):\(lineNumber): \(message)", attempts: 0)
             }
-            guard let object = (try? JSONValue.parse(line, maxBytes: .max))?.objectValue else {
+            let parsed: JSONValue
+            do { parsed = try JSONValue.parse(line, maxBytes: .max) } catch {
+                throw fail("not a JSON object: \(error.message) at byte \(error.offset + 1) (each line is one model turn, e.g. {\"text\":\"hello\"})")
+            }
+            guard let object = parsed.objectValue else {
                 throw fail("not a JSON object (each line is one model turn, e.g. {\"text\":\"hello\"})")
             }
             let turnNumber = turns.count + 1

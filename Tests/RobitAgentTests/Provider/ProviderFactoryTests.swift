@@ -75,6 +75,26 @@ struct ProviderFactoryTests {
         }
     }
 
+    @Test func replayScriptsRefuseInvalidUTF8AndSayWhenTooDeep() throws {
+        let dir = NSTemporaryDirectory() + "robit-replay-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (Data("{\"text\":\"ok\"}\n{\"text\":\"".utf8) + Data([0xFF, 0xFE]) + Data("\"}\n".utf8)).write(to: URL(fileURLWithPath: dir + "/bad.jsonl"))
+        do throws(ProviderError) {
+            _ = try ReplayScript.load(path: dir + "/bad.jsonl")
+            Issue.record("invalid UTF-8 was accepted")
+        } catch {
+            #expect(error.message.contains("bad.jsonl:2: not valid UTF-8"), "\(error.message)")
+        }
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        do throws(ProviderError) {
+            _ = try ReplayScript.parse("{\"text\":\"x\",\"d\":\(deep)}", source: "s.jsonl")
+            Issue.record("a 10,000-deep line was accepted")
+        } catch {
+            #expect(error.message.contains("s.jsonl:1:") && error.message.contains("nested deeper than"), "\(error.message)")
+        }
+    }
+
     @Test func replayTakesTurnsFromAnySource() async throws {
         let provider = ReplayProvider(turns: [ModelResponse(text: "recorded", toolCalls: [], stopReason: .endTurn, requestBody: "{}")], source: "audit.jsonl")
         #expect(try await provider.complete(ProviderFixtures.request).requestBody == "{}")
