@@ -125,10 +125,11 @@ enum CLI {
         let linux = config?["linux"] as? [String: Any]
         let resources = linux?["resources"] as? [String: Any]
         #expect((resources?["pids"] as? [String: Any])?["limit"] as? Int == 99)
-        // init runs as nobody; commands run as the workspace's owner, named in the curated /etc/passwd.
+        // init runs as nobody; a task's commands run as robit's sandbox user (as in `robit run`, whose
+        // overlay shows the workspace owner's files as that user's), named in the curated /etc/passwd.
         #expect((config?["process"] as? [String: Any])?["user"] as? [String: Int] == ["uid": 65534, "gid": 65534, "umask": 63])
         let passwd = try String(contentsOfFile: dir + "/out/rootfs/etc/passwd", encoding: .utf8)
-        #expect(passwd.contains("robit:x:1000:1000:"))
+        #expect(passwd.contains("robit:x:65532:65532:"))
         #expect(FileManager.default.fileExists(atPath: dir + "/out/seccomp.json"))
         let validator = URL(fileURLWithPath: CLI.packageRoot + "/../shared/reference/validate-oci-config.py").standardizedFileURL.path
         let p = Process()
@@ -192,7 +193,9 @@ enum CLI {
         let r = try CLI.run(["bundle", dir + "/t.yaml", "--out", dir + "/out"])
         #expect(r.status == 0, "\(r.stderr)")
         let spec = try JSONDecoder().decode(Spec.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/out/config.json")))
-        #expect(spec.process?.user.uid == 65532 && spec.process?.user.gid == 65532)
+        // config.json's process is init (nobody); commands are exec'd as the user /etc/passwd names.
+        let passwd = try String(contentsOfFile: dir + "/out/rootfs/etc/passwd", encoding: .utf8)
+        #expect(passwd.contains("robit:x:65532:65532:"), "\(passwd)")
         #expect(spec.mounts?.contains { $0.destination == "/work" && $0.source == dir + "/ws" } == true, "\(String(describing: spec.mounts))")
         let task = try TaskFile.load(path: dir + "/t.yaml")
         #expect(try task.sandboxOptions().user == RunWorkspace.sandboxUser)
