@@ -129,6 +129,14 @@ public enum Doctor {
             add(.fail, "state", "cannot create \(state.sandboxesDirectory): \(error.localizedDescription)")
         }
 
+        do {
+            let pool = try AddressPool.configured()
+            try pool.checkHostRoutes()
+            add(.ok, "egress pool", "\(pool.range) (\(pool.slots) sandbox links) overlaps no route of this host (\(AddressPool.environmentVariable) to change it)")
+        } catch {
+            add(.fail, "egress pool", error.message, fix: "export \(AddressPool.environmentVariable)=100.64.0.0/16   # a range this host does not route")
+        }
+
         if geteuid() == 0 {
             // A run's workspace: a loop-mounted ext4 image, an idmapped bind of a root-owned directory, an overlay.
             let base = NSTemporaryDirectory() + "robit-doctor-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)

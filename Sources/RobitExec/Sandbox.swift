@@ -116,7 +116,8 @@ extension Sandbox {
                 // the first of the pool (a run leases its own).
                 let (allowed, hosts) = try EgressResolver.resolve(options.egress)
                 ruleset = EgressRuleset(table: EgressRuleset.tableName(id: configuration.id), hostInterface: EgressRuleset.hostInterfaceName(id: configuration.id),
-                                        sandboxAddress: AddressPool.Lease(index: 0, id: configuration.id, pid: 0, startTime: 0).sandboxAddress,
+                                        sandboxAddress: AddressPool.Lease(index: 0, id: configuration.id, pid: 0, startTime: 0,
+                                                                          range: try AddressPool.configured().range).sandboxAddress,
                                         allowed: allowed)
                 configuration.networkNamespace = SandboxNetwork.namespacePath(id: configuration.id)
                 configuration.hosts = hosts

@@ -33,10 +33,10 @@ public final class SandboxNetwork: Sendable {
     /// Resolves the allowlist, leases a link and sets up namespace, veth, addresses, routes and the
     /// nft table. Anything that cannot be set up is an error (exit 5) after everything done so far
     /// is removed again: there is never a sandbox with more network than asked.
-    static func setUp(id: String, egress: [Egress], workDirectory: String, pool: AddressPool = AddressPool()) async throws(SandboxError) -> SandboxNetwork {
+    static func setUp(id: String, egress: [Egress], workDirectory: String, pool: AddressPool? = nil) async throws(SandboxError) -> SandboxNetwork {
         let network = try prepare(id: id, egress: egress, pool: pool)
         if let error = await network.configure(workDirectory: workDirectory) {
-            _ = await tearDown(id: id, pool: pool)
+            _ = await tearDown(id: id, pool: network.pool)
             throw error
         }
         return network
@@ -45,7 +45,11 @@ public final class SandboxNetwork: Sendable {
     /// The first half of `setUp`, with nothing of the kernel's yet: resolves the allowlist's names
     /// (what the bundle's /etc/hosts needs) and leases a link. The caller runs `configure` next (while
     /// it writes the bundle) and `tearDown` when that fails.
-    static func prepare(id: String, egress: [Egress], pool: AddressPool = AddressPool()) throws(SandboxError) -> SandboxNetwork {
+    /// `pool` nil: the configured one (`AddressPool.configured`), refused if it overlaps a host route.
+    static func prepare(id: String, egress: [Egress], pool given: AddressPool? = nil) throws(SandboxError) -> SandboxNetwork {
+        let pool: AddressPool
+        if let given { pool = given } else { pool = try AddressPool.configured() }
+        try pool.checkHostRoutes()
         let (resolved, hosts) = try EgressResolver.resolve(egress)
         let lease = try HostForwarding(pool: pool).acquire(id: id)
         let ruleset = EgressRuleset(table: EgressRuleset.tableName(id: id), hostInterface: EgressRuleset.hostInterfaceName(id: id),
