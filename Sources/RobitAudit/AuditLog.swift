@@ -49,6 +49,8 @@ public final class AuditLog: Sendable {
         var tail: [UInt8] = []
         /// Complete records not yet written to the file (in order); see `flush()`.
         var pending: [UInt8] = []
+        /// Bytes this process added to the log and its blobs.
+        var written: Int64 = 0
     }
 
     /// Records are written in batches of about this many bytes, and at every `flush()`, checkpoint and the end.
@@ -244,6 +246,9 @@ public final class AuditLog: Sendable {
 
     public var isFinished: Bool { state.withLock { $0.finished } }
 
+    /// Bytes this process has added to the log file and its blobs (a blob already there adds none).
+    public var bytesWritten: Int64 { state.withLock { $0.written } }
+
     /// A payload for a record: the text inline when it is valid UTF-8 of at most 64 KiB, otherwise a
     /// `{"blob": "sha256:<hex>", "size": N}` reference to `blobs/<hex>`. Secrets are redacted first.
     public func payload(_ bytes: [UInt8]) throws(AuditError) -> AuditValue {
@@ -252,7 +257,12 @@ public final class AuditLog: Sendable {
             return .string(text)
         }
         let (reference, path) = try Self.writeBlob(clean, in: directory, sync: options.fsync == .every)
-        if let path, options.fsync != .every { state.withLock { $0.unsyncedBlobs.append(path) } }
+        if let path {
+            state.withLock {
+                $0.written += Int64(clean.count)
+                if options.fsync != .every { $0.unsyncedBlobs.append(path) }
+            }
+        }
         return reference
     }
 
@@ -324,6 +334,7 @@ public final class AuditLog: Sendable {
         s.pending.append(contentsOf: s.head)
         s.pending.append(contentsOf: member)
         s.pending.append(contentsOf: s.tail)
+        s.written += Int64(s.head.count + member.count + s.tail.count)
         if options.fsync == .every || s.pending.count >= Self.flushThreshold { try flush(&s) }
         if options.fsync == .every { fsync(s.fd) }
         s.seq = seq

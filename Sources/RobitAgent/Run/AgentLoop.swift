@@ -1,6 +1,7 @@
 import Foundation
 import RobitAudit
 import RobitExec
+import RobitOCI
 import RobitSync
 
 /// How a run ended, and the exit code that says so.
@@ -91,6 +92,9 @@ public final class AgentLoop: Sendable {
             if let limit = task.budget.exhausted(by: usage, elapsed: elapsed()) {
                 return budgetExhausted(limit, usage: usage, elapsed: elapsed())
             }
+            if log.bytesWritten >= Int64(clamping: task.budget.maxAuditLog.bytes) {
+                return budgetExhausted(.auditLog, usage: usage, elapsed: elapsed())
+            }
             let step = usage.steps + 1
             let request = ModelRequest(model: task.model.name, system: task.system, messages: messages, tools: tools.specs,
                                        maxOutputTokens: task.model.maxOutputTokens)
@@ -154,7 +158,7 @@ public final class AgentLoop: Sendable {
         for call in calls {
             let count = state.withLock { $0.repeats.record(name: call.name, arguments: call.arguments) }
             append("tool.call", ["status": "ok", "step": .int(Int64(step)), "id": .string(call.id), "name": .string(call.name),
-                                 "arguments": .string(call.arguments)])
+                                 "arguments": argumentsRecord(call.arguments)])
             if count >= RepeatDetector.stopAfter {
                 append("budget", ["status": "error", "limit": .string(BudgetLimit.repeatedCall.rawValue),
                                   "detail": .string("\(call.name) called \(count) times in a row with the same arguments")])
@@ -217,6 +221,27 @@ public final class AgentLoop: Sendable {
         }
     }
 
+    /// Tool-call arguments as recorded, in `model.response` and again in `tool.call`: the exact text
+    /// (inline, or one content-addressed blob both records point to, so it is stored once). Arguments
+    /// over the limit tools accept are refused unread: only their size, SHA-256 and first 4 KiB are kept.
+    func argumentsRecord(_ arguments: String) -> AuditValue {
+        Self.omittable(arguments.utf8.count > JSONValue.defaultMaxBytes, Array(arguments.utf8)) { payload(arguments) }
+    }
+
+    /// `{"omitted": true, "size": N, "sha256": HEX, "prefix": TEXT}` in place of bytes robit does not keep.
+    static func omittable(_ omit: Bool, _ bytes: @autoclosure () -> [UInt8], keep: () -> AuditValue) -> AuditValue {
+        guard omit else { return keep() }
+        let all = bytes()
+        var prefix = Array(all.prefix(4096))
+        while !prefix.isEmpty && String(validating: prefix, as: UTF8.self) == nil { prefix.removeLast() }
+        return ["omitted": true, "size": .int(Int64(all.count)), "sha256": .string(AuditHash.sha256Hex(all)),
+                "prefix": .string(String(decoding: prefix, as: UTF8.self))]
+    }
+
+    /// Raw provider responses above this size are kept as size, hash and prefix: what they carry is in
+    /// the record's `text` and `tool_calls`, and storing it again would double what the log grows by.
+    static let rawResponseLimit = 1 << 20
+
     private func payload(_ text: String) -> AuditValue {
         (try? log.payload(text)) ?? .string("[robit: payload could not be stored]")
     }
@@ -245,7 +270,7 @@ public final class AgentLoop: Sendable {
         return [
             "status": "ok", "step": .int(Int64(step)), "provider": .string(providerName), "model": .string(task.model.name),
             "text": payload(r.text),
-            "tool_calls": .array(r.toolCalls.map { ["id": .string($0.id), "name": .string($0.name), "arguments": .string($0.arguments)] }),
+            "tool_calls": .array(r.toolCalls.map { ["id": .string($0.id), "name": .string($0.name), "arguments": argumentsRecord($0.arguments)] }),
             "stop_reason": .string(stop),
             "input_tokens": .int(Int64(r.usage.inputTokens)), "output_tokens": .int(Int64(r.usage.outputTokens)),
             "cost_micro_usd": cost.map { .int($0) } ?? .null,
@@ -255,7 +280,7 @@ public final class AgentLoop: Sendable {
             // The first request in full (system prompt, tool definitions, the task's prompt); every later one
             // is that plus the answers and results recorded since, so its hash is enough to prove it.
             "request_body": step == 1 ? payload(r.requestBody) : .null,
-            "response": payload(r.rawResponse),
+            "response": Self.omittable(r.rawResponse.utf8.count > Self.rawResponseLimit, Array(r.rawResponse.utf8)) { payload(r.rawResponse) },
         ]
     }
 

@@ -50,7 +50,10 @@ public struct AuditHistory: Sendable {
                 let text = record.data["text"].flatMap { Self.text($0, directory: directory) } ?? ""
                 let calls = (record.data["tool_calls"].flatMap { v -> [AuditValue]? in if case .array(let a) = v { return a }; return nil } ?? [])
                     .compactMap { c -> ToolCall? in
-                        guard let id = c["id"]?.stringValue, let name = c["name"]?.stringValue, let args = c["arguments"]?.stringValue else { return nil }
+                        guard let id = c["id"]?.stringValue, let name = c["name"]?.stringValue, let recorded = c["arguments"] else { return nil }
+                        // Inline or a blob; arguments robit refused unread (over 8 MiB) were not kept, only their size and hash.
+                        let args = Self.text(recorded, directory: directory)
+                            ?? "robit: the recorded arguments (\(recorded["size"]?.intValue ?? 0) bytes) were over the limit and not kept"
                         return ToolCall(id: id, name: name, arguments: args)
                     }
                 let usage = Usage(inputTokens: Int(record.data["input_tokens"]?.intValue ?? 0), outputTokens: Int(record.data["output_tokens"]?.intValue ?? 0))

@@ -18,6 +18,7 @@ public enum BudgetLimit: String, Sendable {
     case wall = "max_wall"
     case cost = "max_cost_usd"
     case repeatedCall = "repeated_call"
+    case auditLog = "max_audit_log"
 }
 
 extension TaskFile.Budget {

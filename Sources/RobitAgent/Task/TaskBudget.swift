@@ -1,3 +1,5 @@
+import RobitOCI
+
 extension TaskFile {
     /// Limits of the whole run; whichever is reached first stops it (exit code 3).
     public struct Budget: Sendable, Equatable {
@@ -9,6 +11,9 @@ extension TaskFile {
         public var maxWall: Duration
         /// Cost ceiling in micro-USD (1 USD = 1,000,000); nil = no cost limit beyond `maxTokens`.
         public var maxCostMicroUSD: Int64?
+        /// What the run may add to its audit log and blobs (default 1GiB): the run ends (exit 3) before
+        /// a model's output fills the disk.
+        public var maxAuditLog: ByteCount = .gibibytes(1)
 
         public init(maxSteps: Int = 50, maxTokens: Int = 1_000_000, maxWall: Duration = .seconds(30 * 60), maxCostMicroUSD: Int64? = nil) {
             self.maxSteps = maxSteps

@@ -333,7 +333,7 @@ struct TaskFileDecoder {
     // MARK: - budget
 
     private func decodeBudget(_ node: Node) throws(TaskFileError) -> TaskFile.Budget {
-        let fields = try reader.mapping(node, "budget", allowed: ["max_steps", "max_tokens", "max_wall", "max_cost_usd"])
+        let fields = try reader.mapping(node, "budget", allowed: ["max_steps", "max_tokens", "max_wall", "max_cost_usd", "max_audit_log"])
         var budget = TaskFile.Budget()
         if let node = fields.value("max_steps") {
             budget.maxSteps = try reader.integer(node, fields.path("max_steps"), in: 1...1_000_000, example: "40")
@@ -346,6 +346,9 @@ struct TaskFileDecoder {
         }
         if let node = fields.value("max_cost_usd") {
             budget.maxCostMicroUSD = try microUSD(node, fields.path("max_cost_usd"))
+        }
+        if let node = fields.value("max_audit_log") {
+            budget.maxAuditLog = try reader.size(node, fields.path("max_audit_log"), min: .mebibytes(1), max: ByteCount(1 << 40))
         }
         return budget
     }
