@@ -170,7 +170,9 @@ enum AuditTimeline {
             if let code = record.data["exit_code"]?.intValue { detail = "exit \(code)" }
             if record.data["truncated"]?.boolValue == true { detail += " truncated" }
         case "tool.call":
-            detail = record.data["arguments"]?.stringValue.map { String($0.prefix(60)) } ?? ""
+            let arguments = record.data["arguments"]
+            detail = arguments?.stringValue.map { String($0.prefix(60)) }
+                ?? arguments?["size"]?.intValue.map { "(\($0) bytes\(arguments?["omitted"]?.boolValue == true ? ", not kept" : " in a blob"))" } ?? ""
         case "model.response":
             if let i = record.data["input_tokens"]?.intValue, let o = record.data["output_tokens"]?.intValue { detail = "tokens \(i)+\(o)" }
         case "run.end":
