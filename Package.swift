@@ -51,11 +51,13 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
         .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys"], swiftSettings: strict),
-        .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI"], swiftSettings: strict),
-        .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI"], swiftSettings: strict),
-        .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit"], swiftSettings: strict),
-        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync"], swiftSettings: strict),
-        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit"], swiftSettings: strict),
+        // What every test target shares: the checkout's root, the documented audit record layouts.
+        .target(name: "RobitTestSupport", dependencies: ["RobitAudit"], path: "Tests/RobitTestSupport", swiftSettings: strict),
+        .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitTestSupport"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

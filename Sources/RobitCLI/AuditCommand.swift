@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
 import RobitAudit
 
 struct AuditCommand: ParsableCommand {
@@ -39,10 +40,10 @@ struct AuditVerify: ParsableCommand {
     func run() throws {
         var options = AuditVerifyOptions(anchor: anchor, allowIncomplete: allowIncomplete)
         if let key {
-            do { options.key = try AuditPublicKey.load(key) } catch { throw RobitExit(RobitExit.invalidInput, error.message) }
+            do { options.key = try AuditPublicKey.load(key) } catch { throw RobitExit(.invalidInput, error.message) }
         }
         if let anchor, anchor.utf8.count != 64 || !anchor.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }) {
-            throw RobitExit(RobitExit.invalidInput, "--anchor must be a 64-digit hex SHA-256 (the head hash)")
+            throw RobitExit(.invalidInput, "--anchor must be a 64-digit hex SHA-256 (the head hash)")
         }
         let path = AuditFormat.logPath(log)
         let verdict = AuditVerifier.verify(path: path, options: options)
@@ -70,7 +71,7 @@ struct AuditVerify: ParsableCommand {
             print("head \(verdict.head ?? "none")")
         }
         if !json { for warning in verdict.warnings { printError("robit: warning: \(warning)") } }
-        if !verdict.ok { throw ExitCode(RobitExit.auditFailed) }
+        if !verdict.ok { throw ExitCode(ExitStatus.auditFailed.code) }
     }
 }
 
@@ -110,7 +111,7 @@ struct AuditShow: ParsableCommand {
         var out = ""
         while true {
             var reader: AuditReader
-            do { reader = try AuditReader(path: path) } catch { throw RobitExit(RobitExit.invalidInput, error.message) }
+            do { reader = try AuditReader(path: path) } catch { throw RobitExit(.invalidInput, error.message) }
             var index = 0
             while let record = reader.next() {
                 index += 1

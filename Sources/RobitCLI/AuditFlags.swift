@@ -27,7 +27,7 @@ struct AuditFlags: ParsableArguments {
             return try AuditLog.create(directory: directory, run: run,
                                        options: AuditOptions(signer: signer, fsync: fsync, redactions: redactions), startData: start)
         } catch {
-            throw RobitExit(error.kind == .key ? RobitExit.invalidInput : RobitExit.auditFailed, error.message)
+            throw RobitExit(error.kind == .key ? ExitStatus.invalidInput.code : ExitStatus.auditFailed.code, error.message)
         }
     }
 }

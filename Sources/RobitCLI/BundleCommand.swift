@@ -30,7 +30,7 @@ struct BundleCommand: AsyncParsableCommand {
             taskFile = try TaskFile.load(path: task)
             options = try taskFile.sandboxOptions()
         } catch {
-            throw RobitExit(RobitExit.invalidInput, error.description)
+            throw RobitExit(.invalidInput, error.description)
         }
         let (bundle, _) = try Sandbox.writeBundle(options, to: out)
         print(bundle.configPath)

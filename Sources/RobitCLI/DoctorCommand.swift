@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
 import RobitAudit
 import RobitExec
 
@@ -26,7 +27,7 @@ struct DoctorCommand: AsyncParsableCommand {
             print("\(mark) \(f.subject.padding(toLength: 16, withPad: " ", startingAt: 0)) \(f.message)")
             if let fixCommand = f.fix, f.level != .ok { print("     \(String(repeating: " ", count: 16)) fix: \(fixCommand)") }
         }
-        if findings.contains(where: { $0.level == .fail }) { throw RobitExit(RobitExit.sandboxFailed) }
+        if findings.contains(where: { $0.level == .fail }) { throw RobitExit(.sandboxFailed) }
     }
 
     /// The audit signing key, and git (for patches).

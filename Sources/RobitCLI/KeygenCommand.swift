@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
 import RobitAudit
 
 struct KeygenCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct KeygenCommand: ParsableCommand {
             print(publicPath)
             printError("robit: wrote \(privatePath) (mode 0600) and \(publicPath); key id \(key.keyID)")
         } catch {
-            throw RobitExit(RobitExit.invalidInput, error.message)
+            throw RobitExit(.invalidInput, error.message)
         }
     }
 }

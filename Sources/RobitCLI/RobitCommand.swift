@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitAgent
 import RobitExec
 
 public let robitVersion = "0.1.0"
@@ -60,7 +61,7 @@ public struct RobitCommand: AsyncParsableCommand {
             Foundation.exit(e.code)
         case let e as SandboxError:
             printError("robit: \(e.message)")
-            Foundation.exit(e.code == .invalidInput ? RobitExit.invalidInput : (e.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed))
+            Foundation.exit(e.code == .invalidInput ? ExitStatus.invalidInput.code : (e.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code))
         default:
             let code = RobitCommand.exitCode(for: error)
             if code == .success {
@@ -69,26 +70,24 @@ public struct RobitCommand: AsyncParsableCommand {
                 Foundation.exit(0)
             }
             printError(RobitCommand.fullMessage(for: error))
-            Foundation.exit(RobitExit.invalidInput)
+            Foundation.exit(ExitStatus.invalidInput.code)
         }
     }
 }
 
 /// An error that ends robit with a given exit code.
 public struct RobitExit: Error {
-    public static let invalidInput: Int32 = 2
-    public static let budgetExhausted: Int32 = 3
-    public static let providerFailed: Int32 = 4
-    public static let sandboxFailed: Int32 = 5
-    public static let auditFailed: Int32 = 6
-    public static let interrupted: Int32 = 130
-
     public var code: Int32
     public var message: String
 
+    /// `code` is a status of `ExitStatus`, or (`robit sandbox run`) the command's own exit status.
     public init(_ code: Int32, _ message: String = "") {
         self.code = code
         self.message = message
+    }
+
+    public init(_ status: ExitStatus, _ message: String = "") {
+        self.init(status.code, message)
     }
 }
 

@@ -96,7 +96,10 @@ struct RunFlags: ParsableArguments {
         }
         let cost = summary.usage.costMicroUSD.map { Money.usd(micro: $0) } ?? "unknown cost"
         printError("robit: \(summary.status.rawValue): \(summary.message); \(summary.usage.steps) steps, \(summary.usage.toolCalls) tool calls, \(summary.usage.tokens) tokens, \(cost)")
-        if let patch = summary.patchPath { printError("robit: patch \(patch)") }
+        if let patch = summary.patchPath {
+            let n = summary.patchRedactions
+            printError("robit: patch \(patch)" + (n > 0 ? " (\(n) secret value\(n == 1 ? "" : "s") replaced by [REDACTED:NAME]; it differs from the workspace there)" : ""))
+        }
         printError("robit: audit head \(summary.head ?? "none") (\(summary.auditPath))")
         if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
@@ -191,9 +194,9 @@ struct RunsList: ParsableCommand {
 
     func run() throws {
         let store: RunStore
-        do { store = try RunStore() } catch { throw RobitExit(RobitExit.invalidInput, error.message) }
+        do { store = try RunStore() } catch { throw RobitExit(.invalidInput, error.message) }
         let runs: [RunRecord]
-        do { runs = try store.list(limit: limit) } catch { throw RobitExit(RobitExit.invalidInput, error.message) }
+        do { runs = try store.list(limit: limit) } catch { throw RobitExit(.invalidInput, error.message) }
         if json {
             for r in runs { print(try RunsShow.json(r, steps: nil)) }
             return
@@ -218,8 +221,8 @@ struct RunsShow: ParsableCommand {
 
     func run() throws {
         let store: RunStore
-        do { store = try RunStore() } catch { throw RobitExit(RobitExit.invalidInput, error.message) }
-        guard let record = try? store.get(runID) else { throw RobitExit(RobitExit.invalidInput, "no run \(runID) in \(store.path); see `robit runs list`") }
+        do { store = try RunStore() } catch { throw RobitExit(.invalidInput, error.message) }
+        guard let record = try? store.get(runID) else { throw RobitExit(.invalidInput, "no run \(runID) in \(store.path); see `robit runs list`") }
         print(try Self.json(record, steps: try? store.steps(run: record.id), pretty: true))
     }
 

@@ -47,15 +47,14 @@ struct SandboxFlags: ParsableArguments {
     var egress: [String] = []
 
     func options() throws -> SandboxOptions {
-        guard let memory = ByteCount(parsing: memory), memory.bytes >= 16 << 20 else {
-            throw ValidationError("--memory \(memory) is not a size of at least 16MiB (e.g. 512MiB)")
-        }
-        guard let tmp = ByteCount(parsing: tmpSize), tmp.bytes > 0 else { throw ValidationError("--tmp-size \(tmpSize) is not a size (e.g. 1GiB)") }
-        guard pids >= 8, pids <= 1 << 22 else { throw ValidationError("--pids must be between 8 and 4194304") }
-        guard cpu > 0, cpu <= 1024 else { throw ValidationError("--cpu must be above 0 and at most 1024") }
+        // The bounds and messages of a task file's sandbox.limits.
+        let memory = ByteCount(try LimitRules.size(self.memory, in: LimitRules.memory).flag("memory"))
+        let tmp = ByteCount(try LimitRules.size(tmpSize, in: LimitRules.tmp).flag("tmp-size"))
+        if let error = LimitRules.pids(pids) { throw ValidationError("--pids: \(error.message)") }
+        if let error = LimitRules.cpu(cpu) { throw ValidationError("--cpu: \(error.message)") }
         var policyValue = SandboxPolicy.builtInDefault()
         if let policy {
-            do { policyValue = try SandboxPolicy.load(path: policy) } catch { throw RobitExit(RobitExit.invalidInput, error.description) }
+            do { policyValue = try SandboxPolicy.load(path: policy) } catch { throw RobitExit(.invalidInput, error.description) }
         }
         var userValue: User?
         if let user {
@@ -126,12 +125,16 @@ struct SandboxRun: AsyncParsableCommand {
         }
     }
 
+    /// --timeout, --output and --disk, checked by the rules of a task file's sandbox.limits.
+    func checkedLimits() throws -> (timeout: Duration, output: ByteCount, disk: ByteCount) {
+        (try LimitRules.duration(self.timeout, in: LimitRules.timeout).flag("timeout"),
+         ByteCount(try LimitRules.size(self.output, in: LimitRules.output).flag("output")),
+         ByteCount(try LimitRules.size(disk ?? "1GiB", in: LimitRules.disk).flag("disk")))
+    }
+
     func run() async throws {
         let argv = command
-        guard let timeout = parseDuration(timeout), timeout > .zero else { throw ValidationError("--timeout \(self.timeout) is not a duration (e.g. 30s)") }
-        guard let output = ByteCount(parsing: output), output.bytes > 0, output.bytes <= 1 << 30 else {
-            throw ValidationError("--output \(self.output) is not a size up to 1GiB (e.g. 1MiB)")
-        }
+        let (timeout, output, diskSize) = try checkedLimits()
         var options = try sandbox.options()
         Interrupts.install()
         var scratch: String?
@@ -147,15 +150,12 @@ struct SandboxRun: AsyncParsableCommand {
         let id = Sandbox.newID()
         var layered: RunWorkspace?
         if copy, let source = sandbox.workspace {
-            let diskText = disk ?? "1GiB"
-            guard let size = ByteCount(parsing: diskText), size.bytes >= 1 << 20 else {
-                throw ValidationError("--disk \(diskText) is not a size of at least 1MiB (e.g. 1GiB)")
-            }
+            let size = diskSize
             do {
                 layered = try RunWorkspace.prepare(from: URL(fileURLWithPath: source).standardizedFileURL.path,
                                                    at: RunWorkspace.defaultRoot(run: id), disk: size.bytes)
             } catch {
-                throw RobitExit(error.code == .invalidInput ? RobitExit.invalidInput : RobitExit.sandboxFailed, error.message)
+                throw RobitExit(error.code == .invalidInput ? ExitStatus.invalidInput.code : ExitStatus.sandboxFailed.code, error.message)
             }
             options.workspace = layered!.work
             options.user = RunWorkspace.sandboxUser
@@ -168,50 +168,40 @@ struct SandboxRun: AsyncParsableCommand {
             "egress": AuditValue(sandbox.egress), "copy": .bool(copy),
             "timeout": .string(self.timeout), "output": .string(self.output),
         ]
-        let taskBytes = try CanonicalJSON.encode(task)
-        let log = try audit.open(run: id, sandbox: options, start: [
-            "status": "ok", "robit_version": .string(robitVersion), "task_sha256": .string(AuditHash.sha256Hex(taskBytes)),
-            "task": .string(String(decoding: taskBytes, as: UTF8.self)), "command": "sandbox run",
-        ])
+        let log = try audit.open(run: id, sandbox: options, start: try AuditRecords.sandboxRunStart(robitVersion: robitVersion, invocation: task))
         printError("robit: run \(id), audit log \(log.path)")
 
         let box: Sandbox
         do {
             box = try await SandboxAudit.create(options, id: id, log: log)
         } catch {
-            finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
+            finishLog(log, status: "error", exitCode: error.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code)
             throw error
         }
-        let arguments = try CanonicalJSON.encode(["argv": AuditValue(argv)])
-        _ = try? log.append("tool.call", ["status": "ok", "name": "exec", "id": "call-0", "arguments": .string(String(decoding: arguments, as: UTF8.self))])
-        try? log.flush()
         let result: ExecResult
         do {
-            result = try await box.exec(ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)))
+            result = try await SandboxAudit.exec(box, ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)), log: log)
         } catch {
-            _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "exec"))
             _ = await SandboxAudit.destroy(box, log: log)
-            finishLog(log, status: "error", exitCode: error.code == .interrupted ? RobitExit.interrupted : RobitExit.sandboxFailed)
+            finishLog(log, status: "error", exitCode: error.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code)
             throw error
         }
-        var resultRecord = (try? SandboxAudit.execRecord(argv: argv, result: result, log: log)) ?? ["status": "error"]
-        resultRecord.set("name", "exec")
-        resultRecord.set("id", "call-0")
-        _ = try? log.append("tool.result", resultRecord)
-        if let denied = await SandboxAudit.deniedRecord(box, after: "call-0") { _ = try? log.append("net.denied", denied) }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
         let leftovers = await SandboxAudit.destroy(box, log: log)
+        var patchPath: String?
         if let layered {
             let target = patch.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? layered.root + "/changes.patch"
-            do {
-                let diff = try layered.patch()
-                try Data(diff.utf8).write(to: URL(fileURLWithPath: target))
-                _ = try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
-                                              "bytes": .int(Int64(diff.utf8.count))])
-                printError("robit: patch \(target)")
+            do throws(RunSetupError) {
+                let diff: String
+                do { diff = try layered.patch() } catch {
+                    _ = try? log.append(AuditRecords.error("no patch: \(error.message)", stage: "patch"))
+                    throw RunSetupError(.sandboxFailed, "no patch: \(error.message)", underlying: error)
+                }
+                let redacted = try SandboxAudit.writePatch(diff, to: target, redactor: Redactor([]), log: log)
+                patchPath = target
+                printError("robit: patch \(target)" + (redacted > 0 ? " (\(redacted) secret value\(redacted == 1 ? "" : "s") redacted)" : ""))
             } catch {
-                _ = try? log.append("error", SandboxAudit.errorRecord("no patch: \(error)", stage: "patch"))
-                printError("robit: warning: no patch: \(error)")
+                printError("robit: warning: \(error.message)")
             }
         }
         try? FileHandle.standardOutput.write(contentsOf: result.stdout.data)
@@ -226,27 +216,35 @@ struct SandboxRun: AsyncParsableCommand {
         let exit: Int32
         var message = ""
         if result.interrupted {
-            (exit, message) = (RobitExit.interrupted, "interrupted; sandbox removed")
+            (exit, message) = (ExitStatus.interrupted.code, "interrupted; sandbox removed")
         } else if result.timedOut {
             (exit, message) = (124, "command timed out after \(formatDuration(timeout)) and was killed")
         } else if result.outOfMemory {
             (exit, message) = (137, "command killed: out of memory (limit \(ByteCount(options.limits.memory)))")
         } else if !leftovers.isEmpty {
-            exit = RobitExit.sandboxFailed
+            exit = ExitStatus.sandboxFailed.code
         } else {
             exit = result.exitCode
         }
-        finishLog(log, status: exit == 0 ? "ok" : "error", exitCode: exit)
+        finishLog(log, status: exit == 0 ? "ok" : "error", exitCode: exit, message: message, patch: patchPath)
         if exit == result.exitCode && message.isEmpty && leftovers.isEmpty { throw ExitCode(exit) }
         throw RobitExit(exit, message)
     }
 
-    private func finishLog(_ log: AuditLog, status: String, exitCode: Int32) {
-        do {
-            let head = try log.finish(["status": .string(status), "exit_code": .int(Int64(exitCode))])
+    private func finishLog(_ log: AuditLog, status: String, exitCode: Int32, message: String = "", patch: String? = nil) {
+        let result = exitCode == 0 ? "done" : (exitCode == ExitStatus.interrupted.code ? "interrupted" : "failed")
+        if let head = SandboxAudit.finish(log, status: status, exitCode: exitCode, result: result, message: message, patch: patch) {
             printError("robit: audit head \(head) (\(log.path))")
-        } catch {
-            printError("robit: could not finish the audit log \(log.path): \(error)")
+        }
+    }
+}
+
+extension Result where Failure == LimitError {
+    /// The value of flag `--NAME`, or the usage error that names it.
+    func flag(_ name: String) throws -> Success {
+        switch self {
+        case .success(let value): return value
+        case .failure(let error): throw ValidationError("--\(name): \(error.message)")
         }
     }
 }

@@ -181,6 +181,20 @@ public struct ExecResult: Sendable {
     /// What robit had to do to run the command, for the log (e.g. killing leftovers that held the pids limit).
     public var notes: [String]
 
+    public init(status: TerminationStatus, stdout: CapturedOutput = CapturedOutput(), stderr: CapturedOutput = CapturedOutput(),
+                duration: Duration = .zero, timedOut: Bool = false, outOfMemory: Bool = false, interrupted: Bool = false,
+                sandboxRestarted: Bool = false, notes: [String] = []) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.duration = duration
+        self.timedOut = timedOut
+        self.outOfMemory = outOfMemory
+        self.interrupted = interrupted
+        self.sandboxRestarted = sandboxRestarted
+        self.notes = notes
+    }
+
     public var truncated: Bool { stdout.truncated || stderr.truncated }
 
     /// The shell convention: the exit code, or 128 + the signal. The runtimes report a command

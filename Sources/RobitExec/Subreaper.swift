@@ -115,8 +115,12 @@ final class AdoptedProcess: Sendable {
         if let text = KernelFile.read(pidFile), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
             if let process = AdoptedProcess(pid: pid, sandbox: id) {
                 adopted.append(process)
-            } else if let parent = parent(of: pid), let middle = AdoptedProcess(pid: parent, sandbox: id) {
-                _ = waitUntilGone([middle], timeout: timeout)
+            } else if let parent = parent(of: pid) {
+                // The process between may have ended since the first try (the init is then robit's child
+                // already, and its parent robit): adopt that one and wait for it only when it is another.
+                if parent != getpid(), let middle = AdoptedProcess(pid: parent, sandbox: id) {
+                    _ = waitUntilGone([middle], timeout: timeout)
+                }
                 if let process = AdoptedProcess(pid: pid, sandbox: id) { adopted.append(process) }
             }
         }

@@ -1,19 +1,13 @@
 import Foundation
 import RobitAgent
+import RobitTestSupport
 import Testing
 
 /// Replays the fuzz seeds (fuzz/corpus/TARGET) and every crash kept from fuzzing (fuzz/crashes/TARGET)
 /// through the fuzz targets' own code paths (`AgentFuzzing`, shared with Sources/robit-fuzz), so that a crash
 /// found once stays fixed. A regression shows as a trap in this test process.
 enum FuzzCorpus {
-    static let repositoryRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path }
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
+    static var repositoryRoot: String { Repository.root }
 
     /// How long one kept input may take (exit tests exit 3 past it).
     static let timeLimit = Duration.seconds(2)

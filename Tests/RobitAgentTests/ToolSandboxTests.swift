@@ -1,4 +1,5 @@
 import Foundation
+import RobitAudit
 import Glibc
 import RobitAgent
 import RobitExec
@@ -12,7 +13,7 @@ import Testing
 
     func registry(output: Int = 1 << 20, secrets: [(name: String, value: String)] = [], custom: [TaskFile.CustomTool] = []) throws -> ToolRegistry {
         try ToolRegistry(builtins: TaskFile.BuiltinTool.allCases, customTools: custom,
-                         limits: ToolLimits(timeout: .seconds(30), output: output), redactor: SecretRedactor(secrets: secrets))
+                         limits: ToolLimits(timeout: .seconds(30), output: output), redactor: Redactor(secrets.map { Redaction(name: $0.name, value: $0.value) }))
     }
 
     @Test(arguments: runtimes) func pathsCannotLeaveWork(_ kind: RuntimeKind) async throws {

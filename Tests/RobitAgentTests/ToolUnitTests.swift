@@ -2,30 +2,6 @@ import Foundation
 @testable import RobitAgent
 import Testing
 
-struct ToolRedactorTests {
-    @Test func replacesExactMatchesLongestFirst() {
-        let r = SecretRedactor(secrets: [(name: "SHORT", value: "abcdefgh"), (name: "LONG", value: "abcdefgh-12345678"), (name: "TINY", value: "abc")])
-        #expect(r.redact("x abcdefgh-12345678 y abcdefgh z abc") == "x [REDACTED:LONG] y [REDACTED:SHORT] z abc")
-        #expect(r.redact("abcdefghabcdefgh") == "[REDACTED:SHORT][REDACTED:SHORT]")
-        #expect(r.redact("nothing here") == "nothing here")
-        #expect(r.redact("é😀abcdefgh😀") == "é😀[REDACTED:SHORT]😀")
-    }
-
-    @Test func redactsBytesAndATruncatedTail() {
-        let r = SecretRedactor(secrets: [(name: "KEY", value: "sk-0123456789abcdef")])
-        let data = Data([0xFF, 0x00]) + Data("sk-0123456789abcdef".utf8) + Data([0xFE])
-        #expect(r.redact(data) == Data([0xFF, 0x00]) + Data("[REDACTED:KEY]".utf8) + Data([0xFE]))
-        #expect(r.redact(Data("out: sk-0123".utf8), cutAtEnd: true) == Data("out: [REDACTED:KEY]".utf8))
-        #expect(r.redact(Data("out: sk-0123".utf8), cutAtEnd: false) == Data("out: sk-0123".utf8))
-    }
-
-    @Test func ignoresShortAndEmptySecrets() {
-        let r = SecretRedactor(secrets: [(name: "E", value: ""), (name: "S", value: "1234567")])
-        #expect(r.isEmpty)
-        #expect(r.redact("1234567") == "1234567")
-    }
-}
-
 struct ToolCustomCommandTests {
     @Test func substitutesPlaceholdersLiterally() throws {
         let argv = try CustomToolCommand.argv(
@@ -107,5 +83,20 @@ struct ToolPreparationTests {
         #expect(try ToolPath.resolve("./a/./b/") == "a/b")
         #expect(try ToolPath.resolve("/work//a") == "a")
         #expect(try ToolPath.resolve("a..b/..c") == "a..b/..c")
+    }
+}
+
+/// compactText (tool messages, custom-tool arguments) and the wire writer are one writer.
+struct OneJSONWriterTests {
+    @Test func compactTextAndWireJSONAgreeByteForByte() throws {
+        let value: JSONValue = ["b": "x\u{8}\u{C}\u{1F}\u{2028}\u{2029}\"\\", "a": [1, 2.5, true, nil], "c": ["nested": "é😀"]]
+        #expect(value.compactText == WireJSON(value).text)
+        #expect(value.compactText == #"{"a":[1,2.5,true,null],"b":"x\b\f\u001f\u2028\u2029\"\\","c":{"nested":"é😀"}}"#)
+        #expect(try JSONValue.parse(value.compactText) == value)
+        // A custom tool's array argument becomes argv text the same way.
+        #expect(CustomToolCommand.render(["\u{8}\u{2028}"]) == #"["\b\u2028"]"#)
+        // A lone surrogate never gets as far as a writer: the parser refuses it.
+        #expect(throws: (any Error).self) { try JSONValue.parse(#"["a\ud800b"]"#) }
+        #expect(try JSONValue.parse(#"["\ud83d\ude00"]"#).compactText == #"["😀"]"#)
     }
 }

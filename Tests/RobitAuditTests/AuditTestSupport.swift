@@ -1,16 +1,10 @@
 import Foundation
+import RobitTestSupport
 import Testing
 @testable import RobitAudit
 
 enum AuditTestSupport {
-    static let repositoryRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path }
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
+    static var repositoryRoot: String { Repository.root }
 
     static func temporaryDirectory(_ name: String = "audit") -> String {
         let path = NSTemporaryDirectory() + "robit-\(name)-\(UUID().uuidString.prefix(8))"

@@ -1,4 +1,6 @@
 import Foundation
+import RobitAudit
+import RobitTestSupport
 import Testing
 
 /// `robit keygen`, the audit log of `robit sandbox run`, and `robit audit verify/show` through the binary.
@@ -37,6 +39,10 @@ import Testing
         let verify = try CLI.run(["audit", "verify", audit, "--key", dir + "/keys/audit.key.pub", "--anchor", head], environment: env)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("signed, pinned key"))
+        // `robit sandbox run` writes the layouts docs/audit-format.md lists, as `robit run` does.
+        let written = Array(try AuditReader(path: audit + "/" + AuditFormat.logFileName))
+        #expect(try DocumentedRecords.load().problems(written) == [])
+        #expect(written.first { $0.type == "tool.result" }?.data["stdout_bytes"]?.intValue == 4)
 
         let show = try CLI.run(["audit", "show", audit], environment: env)
         #expect(show.status == 0)

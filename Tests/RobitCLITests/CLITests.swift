@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RobitTestSupport
 import Testing
 @testable import RobitCLI
 import RobitAgent
@@ -8,11 +9,7 @@ import RobitOCI
 
 /// The robit binary built next to the tests.
 enum CLI {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static var packageRoot: String { Repository.root }
 
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["ROBIT_BIN"] { return path }

@@ -1,5 +1,7 @@
 import Foundation
+import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// README's first command, `robit run examples/hello/task.yaml`, end to end through the binary, and the
@@ -132,14 +134,19 @@ import Testing
         try ReleaseBinaryTests.requireRuntime(runtime)
         let dir = try Self.rootOwned()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try CLI.run(["sandbox", "run", "--runtime", runtime, "--workspace", dir + "/ws", "--copy", "--patch", dir + "/p.patch", "--",
-                             "sh", "-c", "echo new > a.txt && echo made > b.txt && id -u"])
+        let r = try CLI.run(["sandbox", "run", "--runtime", runtime, "--workspace", dir + "/ws", "--copy", "--patch", dir + "/p.patch",
+                             "--audit-dir", dir + "/audit", "--", "sh", "-c", "echo new > a.txt && echo made > b.txt && id -u"])
         #expect(r.status == 0 && r.stdout == "65532\n", "\(r.status) \(r.stderr)")
         #expect(try String(contentsOfFile: dir + "/ws/a.txt", encoding: .utf8) == "old\n")
         #expect(!FileManager.default.fileExists(atPath: dir + "/ws/b.txt"))
         let patch = try String(contentsOfFile: dir + "/p.patch", encoding: .utf8)
         #expect(patch.contains("diff --git a/a.txt b/a.txt") && patch.contains("diff --git a/b.txt b/b.txt") && patch.contains("+made"), "\(patch)")
         #expect(r.stderr.contains("robit: patch \(dir)/p.patch"), "\(r.stderr)")
+        let records = Array(try AuditReader(path: dir + "/audit/" + AuditFormat.logFileName))
+        #expect(try DocumentedRecords.load().problems(records) == [])
+        let patchRecord = try #require(records.first { $0.type == "patch" })
+        #expect(patchRecord.data["files"]?.intValue == 2 && patchRecord.data["redacted"]?.intValue == 0)
+        #expect(records.last { $0.type == "run.end" }?.data["patch"]?.stringValue == dir + "/p.patch")
         let full = try CLI.run(["sandbox", "run", "--runtime", runtime, "--workspace", dir + "/ws", "--copy", "--disk", "16MiB", "--",
                                 "sh", "-c", "head -c 50000000 /dev/zero > big; echo $?"])
         #expect(full.stdout == "1\n" && full.stderr.contains("No space left"), "\(full.stdout) \(full.stderr)")

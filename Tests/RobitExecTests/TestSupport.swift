@@ -1,4 +1,5 @@
 import Foundation
+import RobitTestSupport
 import Glibc
 import RobitExec
 import RobitOCI
@@ -248,11 +249,7 @@ final class HostListener: @unchecked Sendable {
 // MARK: - The robit CLI as a subprocess
 
 enum RobitBinary {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static var packageRoot: String { Repository.root }
 
     /// `$ROBIT_BIN`, the build directory of this test bundle, or .build-exectests/debug/robit.
     static func path(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {

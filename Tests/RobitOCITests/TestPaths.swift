@@ -1,12 +1,9 @@
 import Foundation
+import RobitTestSupport
 
 /// Paths of the repository and of ../shared/reference, found from this source file.
 enum TestPaths {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static var packageRoot: String { Repository.root }
 
     static var reference: String { URL(fileURLWithPath: packageRoot + "/../shared/reference").standardizedFileURL.path }
     static var validator: String { reference + "/validate-oci-config.py" }

@@ -18,15 +18,15 @@ public enum SandboxAudit {
         throws(RunSetupError) -> (directory: String, signer: AuditSigningKey?) {
         let directory = explicit ?? defaultDirectory(run: run, environment: environment)
         if let problem = placementProblem(directory, what: "audit directory", options: options, id: run) {
-            throw RunSetupError(exitCode: 2, message: problem)
+            throw RunSetupError(.invalidInput, problem)
         }
         let resolved: (key: AuditSigningKey, path: String)?
         do { resolved = try AuditKeyLocation.resolve(explicit: key, environment: environment) } catch {
-            throw RunSetupError(exitCode: 2, message: error.message)
+            throw RunSetupError(.invalidInput, error.message)
         }
         guard let (signer, path) = resolved else { return (directory, nil) }
         if let problem = placementProblem(path, what: "signing key", options: options, id: run) {
-            throw RunSetupError(exitCode: 2, message: problem)
+            throw RunSetupError(.invalidInput, problem)
         }
         return (directory, signer)
     }
@@ -72,43 +72,12 @@ public enum SandboxAudit {
         return absolute
     }
 
-    /// The `policy` record: SHA-256 of config.json as the runtime read it, of the seccomp profile (the bytes
-    /// `robit bundle` writes as seccomp.json) and of the nft ruleset (null when the sandbox has no network).
-    static func policyRecord(_ sandbox: Sandbox, policy: SandboxPolicy) -> AuditValue {
-        let nftRuleset = sandbox.network?.rulesetText
-        let config = FileManager.default.contents(atPath: sandbox.bundle.configPath).map { [UInt8]($0) } ?? []
-        let seccomp = (sandbox.spec.linux?.seccomp).flatMap { try? OCIBundle.encode($0) }.map { [UInt8]($0) }
-        return [
-            "status": "ok",
-            "config_sha256": .string(AuditHash.sha256Hex(config)),
-            "seccomp_sha256": seccomp.map { .string(AuditHash.sha256Hex($0)) } ?? .null,
-            "nft_sha256": nftRuleset.map { .string(AuditHash.sha256Hex($0)) } ?? .null,
-            "network": nftRuleset == nil ? "none" : "allowlist",
-            "policy_source": .string(policy.source),
-            "capabilities": AuditValue(policy.capabilities),
-            "runtime": .string(sandbox.runtime.kind.rawValue),
-            "rootfs_readonly": .bool(sandbox.spec.root?.readonly ?? false),
-            "no_new_privileges": .bool(sandbox.spec.process?.noNewPrivileges ?? false),
-            "user": .string("\(sandbox.configuration.user.uid):\(sandbox.configuration.user.gid)"),
-            "pinned_hosts": .array((sandbox.network?.pinnedHosts ?? []).map { ["name": .string($0.name), "address": .string($0.address)] }),
-        ]
-    }
-
     /// A `net.denied` record of the connection attempts the egress filter dropped since the last one; nil when
     /// there were none (or the sandbox has no network to filter: it has only loopback).
-    public static func deniedRecord(_ sandbox: Sandbox, after call: String? = nil) async -> AuditValue? {
-        guard let network = sandbox.network else { return nil }
-        let denied = await network.deniedSinceLastRead()
+    static func deniedRecord(_ sandbox: any ToolSandbox, after call: String?) async -> AuditEvent? {
+        let denied = await sandbox.deniedSinceLastRead()
         guard !denied.isEmpty else { return nil }
-        var record: AuditValue = [
-            "status": "error",
-            "resource": .string(sandbox.id),
-            "destinations": .array(denied.map {
-                ["address": .string($0.address), "proto": .string($0.proto), "port": .int(Int64($0.port)), "packets": .int(Int64(clamping: $0.packets))]
-            }),
-        ]
-        if let call { record.set("after", .string(call)) }
-        return record
+        return AuditRecords.netDenied(sandbox: sandbox.id, denied, after: call)
     }
 
     /// Creates the sandbox and records `sandbox.create` and `policy`; a failure is recorded as an `error`.
@@ -116,11 +85,11 @@ public enum SandboxAudit {
         let start = ContinuousClock.now
         let box: Sandbox
         do { box = try await Sandbox.create(options, id: id) } catch {
-            _ = try? log.append("error", errorRecord(error.message, stage: "sandbox.create"))
+            _ = try? log.append(AuditRecords.error(error.message, stage: "sandbox.create"))
             throw error
         }
-        _ = try? log.append("sandbox.create", createRecord(box, duration: ContinuousClock.now - start))
-        _ = try? log.append("policy", policyRecord(box, policy: options.policy))
+        _ = try? log.append(AuditRecords.sandboxCreate(box, duration: ContinuousClock.now - start))
+        _ = try? log.append(AuditRecords.policy(box, policy: options.policy))
         return box
     }
 
@@ -128,56 +97,54 @@ public enum SandboxAudit {
     public static func destroy(_ box: Sandbox, log: AuditLog) async -> [String] {
         let start = ContinuousClock.now
         let leftovers = await box.destroy()
-        _ = try? log.append("sandbox.destroy", destroyRecord(box, leftovers: leftovers, duration: ContinuousClock.now - start))
+        _ = try? log.append(AuditRecords.sandboxDestroy(id: box.id, leftovers: leftovers, duration: ContinuousClock.now - start))
         return leftovers
     }
 
-    static func createRecord(_ sandbox: Sandbox, duration: Duration) -> AuditValue {
-        [
-            "status": "ok",
-            "resource": .string(sandbox.id),
-            "runtime": .string(sandbox.runtime.kind.rawValue),
-            "runtime_path": .string(sandbox.runtime.path),
-            "workspace": .string(sandbox.configuration.workspace),
-            "memory_bytes": .int(Int64(clamping: sandbox.configuration.limits.memory)),
-            "pids": .int(Int64(sandbox.configuration.limits.pids)),
-            "cpu_millis": .int(Int64(sandbox.configuration.limits.cpu * 1000)),
-            "duration_ns": AuditValue(nanoseconds: duration),
-        ]
+    /// `robit sandbox run`'s one command: records `tool.call`, runs it, records `tool.result` (or the
+    /// `error` that stopped it) and what the egress filter dropped.
+    public static func exec(_ box: Sandbox, _ request: ExecRequest, log: AuditLog) async throws(SandboxError) -> ExecResult {
+        let arguments = (try? CanonicalJSON.encode(["argv": AuditValue(request.argv)])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        _ = try? log.append(AuditRecords.toolCall(step: 1, id: "call-0", name: "exec", arguments: .string(arguments)))
+        try? log.flush()
+        let result: ExecResult
+        do { result = try await box.exec(request) } catch {
+            _ = try? log.append(AuditRecords.error(error.message, stage: "exec"))
+            throw error
+        }
+        let failed = result.exitCode != 0 || result.timedOut || result.outOfMemory || result.interrupted
+        let payload = { (data: Data) -> AuditValue in (try? log.payload([UInt8](data))) ?? .string("[robit: payload could not be stored]") }
+        _ = try? log.append(AuditRecords.toolResult(step: 1, id: "call-0", name: "exec", exec: ExecFacts(argv: request.argv, result: result),
+                                                    stdout: payload(result.stdout.data), stderr: payload(result.stderr.data),
+                                                    truncated: result.truncated, content: .null, isError: failed))
+        if let denied = await deniedRecord(box, after: "call-0") { _ = try? log.append(denied) }
+        return result
     }
 
-    /// One exec's outcome: argv, status, duration, output inline or as blob references.
-    public static func execRecord(argv: [String], result: ExecResult, log: AuditLog) throws(AuditError) -> AuditValue {
-        var record: AuditValue = [
-            "status": result.exitCode == 0 && !result.timedOut && !result.outOfMemory ? "ok" : "error",
-            "argv": AuditValue(argv),
-            "exit_code": .int(Int64(result.exitCode)),
-            "duration_ns": AuditValue(nanoseconds: result.duration),
-            "stdout": try log.payload([UInt8](result.stdout.data)),
-            "stderr": try log.payload([UInt8](result.stderr.data)),
-            "stdout_bytes": .int(Int64(result.stdout.totalBytes)),
-            "stderr_bytes": .int(Int64(result.stderr.totalBytes)),
-            "truncated": .bool(result.truncated),
-            "timed_out": .bool(result.timedOut),
-            "out_of_memory": .bool(result.outOfMemory),
-            "interrupted": .bool(result.interrupted),
-        ]
-        if result.sandboxRestarted { record.set("sandbox_restarted", true) }
-        if !result.notes.isEmpty { record.set("notes", AuditValue(result.notes)) }
-        if case .signaled(let signal) = result.status { record.set("signal", .int(Int64(signal))) }
-        return record
+    /// Writes a run's patch to `path` with the redactor's secrets replaced, and records `patch` (or the
+    /// `error` that prevented it). Returns how many secret values were replaced; throws what went wrong.
+    public static func writePatch(_ diff: String, to path: String, redactor: Redactor, log: AuditLog) throws(RunSetupError) -> Int {
+        let (clean, count) = redactor.redactCounting(diff)
+        do {
+            try Data(clean.utf8).write(to: URL(fileURLWithPath: path))
+        } catch {
+            let message = "cannot write the patch \(path): \(error.localizedDescription)"
+            _ = try? log.append(AuditRecords.error(message, stage: "patch"))
+            throw RunSetupError(.sandboxFailed, message)
+        }
+        _ = try? log.append(AuditRecords.patch(path: path, diff: clean, redacted: count))
+        return count
     }
 
-    static func destroyRecord(_ sandbox: Sandbox, leftovers: [String], duration: Duration) -> AuditValue {
-        [
-            "status": leftovers.isEmpty ? "ok" : "error",
-            "resource": .string(sandbox.id),
-            "leftovers": AuditValue(leftovers),
-            "duration_ns": AuditValue(nanoseconds: duration),
-        ]
-    }
-
-    public static func errorRecord(_ message: String, stage: String) -> AuditValue {
-        ["status": "error", "stage": .string(stage), "message": .string(message)]
+    /// Ends the log with `run.end`; returns the head, or nil (and says why on stderr) when it could not.
+    public static func finish(_ log: AuditLog, status: String, exitCode: Int32, result: String, message: String = "",
+                              usage: RunUsage = RunUsage(), finalText: AuditValue = .null, patch: String? = nil) -> String? {
+        do {
+            return try log.finish(AuditRecords.runEnd(status: status, result: result, exitCode: exitCode, message: message,
+                                                      usage: usage, finalText: finalText, patch: patch))
+        } catch {
+            FileHandle.standardError.write(Data("robit: error: could not finish the audit log \(log.path): \(error.message)\n".utf8))
+            return nil
+        }
     }
 }

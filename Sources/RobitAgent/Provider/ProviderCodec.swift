@@ -90,17 +90,4 @@ enum ProviderErrorText {
         }
         return excerpt(text)
     }
-
-    /// `text` with every occurrence of the key (and of its longer fragments) replaced.
-    static func redact(_ text: String, key: String?) -> String {
-        guard let key, key.count >= 4 else { return text }
-        var result = text.replacingOccurrences(of: key, with: "<redacted>")
-        // Providers echo keys partially ("Incorrect API key provided: sk-abc***xyz").
-        if key.count >= 12 {
-            for fragment in [String(key.prefix(8)), String(key.suffix(8))] {
-                result = result.replacingOccurrences(of: fragment, with: "<redacted>")
-            }
-        }
-        return result
-    }
 }

@@ -1,3 +1,4 @@
+import RobitAudit
 /// Retries, the breaker and timing around a provider's HTTP calls.
 public struct HTTPProviderOptions: Sendable {
     public var limits: HTTPLimits
@@ -24,6 +25,9 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
     let encoding = EncodedConversation()
     /// libcurl's handles, and so the open connection to the provider, kept from one call to the next.
     let connection = HTTPConnectionCache()
+
+    /// What hides the key in messages, should a provider echo it (whole or in part) in an error.
+    var keyRedactor: Redactor { Redactor(apiKey.map { [Redaction(name: apiKeyEnv ?? "API_KEY", value: $0)] } ?? []) }
 
     func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
         try options.breaker.admit(provider: codec.name)
@@ -54,7 +58,7 @@ struct StreamingProvider<Codec: ProviderCodec>: ModelProvider {
                 failure = error
             }
             var error = failure.error
-            error.message = ProviderErrorText.redact(error.message, key: apiKey)
+            error.message = keyRedactor.redact(error.message)
             error.attempts = attempt
             if Task.isCancelled || !failure.retryable || attempt >= options.retry.maxAttempts {
                 if failure.retryable && attempt > 1 { error.message += " (gave up after \(attempt) attempts)" }

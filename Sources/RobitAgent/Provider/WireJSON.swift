@@ -1,3 +1,5 @@
+import RobitOCI
+
 /// JSON as robit writes it onto the wire: object keys keep the order they are given in (so request
 /// bodies read naturally and are byte-for-byte reproducible), and `raw` embeds JSON text verbatim
 /// (tool arguments are sent back exactly as the model produced them).
@@ -41,15 +43,8 @@ indirect enum WireJSON: Sendable, Equatable {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .int(let number): out.append(contentsOf: String(number).utf8)
-        case .number(let number):
-            if !number.isFinite {
-                out.append(contentsOf: "null".utf8)
-            } else if number == number.rounded(), abs(number) < 9_007_199_254_740_992 {
-                out.append(contentsOf: String(Int(number)).utf8)
-            } else {
-                out.append(contentsOf: "\(number)".utf8)
-            }
-        case .string(let text): WireJSON.writeString(text, into: &out)
+        case .number(let number): JSONText.number(number, into: &out)
+        case .string(let text): JSONText.string(text, into: &out)
         case .raw(let text): out.append(contentsOf: text.utf8)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -62,56 +57,12 @@ indirect enum WireJSON: Sendable, Equatable {
             out.append(UInt8(ascii: "{"))
             for (index, (key, item)) in members.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                WireJSON.writeString(key, into: &out)
+                JSONText.string(key, into: &out)
                 out.append(UInt8(ascii: ":"))
                 item.write(into: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
-    }
-
-    /// A JSON string: runs of bytes that need no escape are copied whole.
-    static func writeString(_ text: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { bytes in
-            var run = 0
-            var i = 0
-            while i < bytes.count {
-                let byte = bytes[i]
-                var escape: String?
-                var width = 1
-                switch byte {
-                case UInt8(ascii: "\""): escape = "\\\""
-                case UInt8(ascii: "\\"): escape = "\\\\"
-                case UInt8(ascii: "\n"): escape = "\\n"
-                case UInt8(ascii: "\r"): escape = "\\r"
-                case UInt8(ascii: "\t"): escape = "\\t"
-                case 0x08: escape = "\\b"
-                case 0x0C: escape = "\\f"
-                case 0xE2:  // U+2028 and U+2029 are E2 80 A8 / E2 80 A9
-                    if i + 2 < bytes.count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
-                        escape = bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029"
-                        width = 3
-                    }
-                default:
-                    if byte < 0x20 {
-                        let hex = String(byte, radix: 16)
-                        escape = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    }
-                }
-                if let escape {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
-                    out.append(contentsOf: escape.utf8)
-                    i += width
-                    run = i
-                } else {
-                    i += 1
-                }
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<bytes.count]))
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -124,7 +75,7 @@ struct WireObjectWriter {
     mutating func key(_ key: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: empty ? "{" : ","))
         empty = false
-        WireJSON.writeString(key, into: &out)
+        JSONText.string(key, into: &out)
         out.append(UInt8(ascii: ":"))
     }
 

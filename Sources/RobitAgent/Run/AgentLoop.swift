@@ -13,16 +13,18 @@ public enum RunStatus: String, Sendable {
     case interrupted
     case failed
 
-    public var exitCode: Int32 {
+    public var exit: ExitStatus {
         switch self {
-        case .done: return 0
-        case .budget: return 3
-        case .providerFailed: return 4
-        case .sandboxFailed: return 5
-        case .interrupted: return 130
-        case .failed: return 1
+        case .done: return .ok
+        case .budget: return .budgetExhausted
+        case .providerFailed: return .providerFailed
+        case .sandboxFailed: return .sandboxFailed
+        case .interrupted: return .interrupted
+        case .failed: return .failed
         }
     }
+
+    public var exitCode: Int32 { exit.code }
 }
 
 public struct LoopOutcome: Sendable {
@@ -48,7 +50,7 @@ public final class AgentLoop: Sendable {
     let provider: any ModelProvider
     let providerName: String
     let tools: ToolRegistry
-    let sandbox: Sandbox
+    let sandbox: any ToolSandbox
     let log: AuditLog
     let prices: PriceTable
     let events: @Sendable (LoopEvent) -> Void
@@ -64,7 +66,7 @@ public final class AgentLoop: Sendable {
     /// Wall time already used before this process (a resumed run).
     private let elapsedBefore: Duration
 
-    public init(task: TaskFile, provider: any ModelProvider, tools: ToolRegistry, sandbox: Sandbox, log: AuditLog,
+    public init(task: TaskFile, provider: any ModelProvider, tools: ToolRegistry, sandbox: any ToolSandbox, log: AuditLog,
                 prices: PriceTable = PriceTable(), messages: [Message], usage: RunUsage = RunUsage(), elapsedBefore: Duration = .zero,
                 events: @escaping @Sendable (LoopEvent) -> Void = { _ in }) {
         self.task = task
@@ -98,11 +100,8 @@ public final class AgentLoop: Sendable {
             let step = usage.steps + 1
             let request = ModelRequest(model: task.model.name, system: task.system, messages: messages, tools: tools.specs,
                                        maxOutputTokens: task.model.maxOutputTokens)
-            append("model.request", [
-                "status": "ok", "step": .int(Int64(step)), "provider": .string(providerName), "model": .string(task.model.name),
-                "messages": .int(Int64(messages.count)), "tools": .int(Int64(tools.specs.count)),
-                "last_message": lastMessageRecord(messages.last),
-            ])
+            append(AuditRecords.modelRequest(step: step, provider: providerName, model: task.model.name, messages: messages.count,
+                                             tools: tools.specs.count, lastMessage: lastMessageRecord(messages.last)))
             flush()
             events(.modelCall(step: step))
             let remaining = task.budget.maxWall - elapsed()
@@ -110,16 +109,16 @@ public final class AgentLoop: Sendable {
             let response: ModelResponse
             switch answer {
             case .interrupted:
-                append("model.response", ["status": "error", "step": .int(Int64(step)), "error": "interrupted"])
+                append(AuditRecords.modelFailure(step: step, provider: providerName, model: task.model.name, message: "interrupted",
+                                                 kind: "interrupted", attempts: nil))
                 return interrupted()
             case .deadline:
-                append("model.response", ["status": "error", "step": .int(Int64(step)), "error": "max_wall reached during the model call"])
+                append(AuditRecords.modelFailure(step: step, provider: providerName, model: task.model.name,
+                                                 message: "max_wall reached during the model call", kind: "deadline", attempts: nil))
                 return budgetExhausted(.wall, usage: self.usage, elapsed: elapsed())
             case .failed(let error):
-                append("model.response", [
-                    "status": "error", "step": .int(Int64(step)), "error": .string(error.message),
-                    "error_kind": .string("\(error.kind)"), "attempts": .int(Int64(error.attempts)),
-                ])
+                append(AuditRecords.modelFailure(step: step, provider: providerName, model: task.model.name, message: error.message,
+                                                 kind: "\(error.kind)", attempts: error.attempts))
                 return LoopOutcome(status: .providerFailed, message: "model provider \(providerName) failed: \(error.message)", finalText: nil, limit: nil)
             case .answered(let r):
                 response = r
@@ -139,12 +138,13 @@ public final class AgentLoop: Sendable {
                 s.messages.append(.assistant(text: response.text, toolCalls: response.toolCalls))
                 return s.usage
             }
-            append("model.response", responseRecord(response, step: step, cost: cost))
+            append(AuditRecords.modelResponse(response, step: step, provider: providerName, model: task.model.name, cost: cost,
+                                              payload: payload, arguments: argumentsRecord))
             events(.modelAnswer(step: step, toolCalls: response.toolCalls.count, usage: updated))
             if response.toolCalls.isEmpty {
                 return LoopOutcome(status: .done, message: "the model finished", finalText: response.text, limit: nil)
             }
-            if let stop = await runBatch(response.toolCalls, step: step) { return stop }
+            if let stop = await runBatch(response.toolCalls, step: step, elapsed: elapsed) { return stop }
             // Free heap pages back to the kernel now and then (a trim costs about 50 µs).
             if step % 32 == 0 { ProcessMemory.trim() }
         }
@@ -152,16 +152,15 @@ public final class AgentLoop: Sendable {
 
     // MARK: - Tools
 
-    private func runBatch(_ calls: [ToolCall], step: Int) async -> LoopOutcome? {
+    private func runBatch(_ calls: [ToolCall], step: Int, elapsed: () -> Duration) async -> LoopOutcome? {
         var runnable: [ToolCall] = []
         var refused: [String: String] = [:]
         for call in calls {
             let count = state.withLock { $0.repeats.record(name: call.name, arguments: call.arguments) }
-            append("tool.call", ["status": "ok", "step": .int(Int64(step)), "id": .string(call.id), "name": .string(call.name),
-                                 "arguments": argumentsRecord(call.arguments)])
+            append(AuditRecords.toolCall(step: step, id: call.id, name: call.name, arguments: argumentsRecord(call.arguments)))
             if count >= RepeatDetector.stopAfter {
-                append("budget", ["status": "error", "limit": .string(BudgetLimit.repeatedCall.rawValue),
-                                  "detail": .string("\(call.name) called \(count) times in a row with the same arguments")])
+                append(AuditRecords.budget(.repeatedCall, usage: self.usage, elapsed: elapsed(),
+                                           detail: "\(call.name) called \(count) times in a row with the same arguments"))
                 return LoopOutcome(status: .budget, message: "stopped: the model made the same \(call.name) call \(count) times in a row",
                                    finalText: nil, limit: .repeatedCall)
             }
@@ -177,7 +176,7 @@ public final class AgentLoop: Sendable {
         do {
             outcomes = try await tools.run(runnable, in: sandbox)
         } catch {
-            append("error", ["status": "error", "stage": "tool", "message": .string(error.message)])
+            append(AuditRecords.error(error.message, stage: "tool"))
             if error.code == .interrupted || Interrupts.pending { return interrupted() }
             return LoopOutcome(status: .sandboxFailed, message: "the sandbox failed: \(error.message)", finalText: nil, limit: nil)
         }
@@ -186,17 +185,20 @@ public final class AgentLoop: Sendable {
         var results: [Message] = []
         for call in calls {
             if let message = refused[call.id] {
-                append("tool.result", ["status": "error", "step": .int(Int64(step)), "id": .string(call.id), "name": .string(call.name),
-                                       "content": .string(message), "refused": "repeated_call"])
+                append(AuditRecords.toolResult(step: step, id: call.id, name: call.name, exec: nil, stdout: .null, stderr: .null,
+                                               truncated: false, content: payload(message), isError: true, refused: "repeated_call"))
                 results.append(.tool(callID: call.id, name: call.name, content: message, isError: true))
                 continue
             }
             guard let outcome = byID[call.id] else { continue }
             events(.toolEnd(step: step, name: call.name, isError: outcome.isError, duration: outcome.duration))
-            append("tool.result", resultRecord(outcome, step: step))
+            append(AuditRecords.toolResult(step: step, id: outcome.callID, name: outcome.name, exec: outcome.exec,
+                                           stdout: outcome.exec == nil ? .null : payload(outcome.stdout),
+                                           stderr: outcome.exec == nil ? .null : payload(outcome.stderr),
+                                           truncated: outcome.truncated, content: payload(outcome.content), isError: outcome.isError))
             results.append(.tool(callID: call.id, name: call.name, content: outcome.content, isError: outcome.isError))
         }
-        if let denied = await SandboxAudit.deniedRecord(sandbox, after: calls.last?.id) { append("net.denied", denied) }
+        if let denied = await SandboxAudit.deniedRecord(sandbox, after: calls.last?.id) { append(denied) }
         state.withLock {
             $0.messages.append(contentsOf: results)
             $0.usage.toolCalls += calls.count
@@ -207,8 +209,8 @@ public final class AgentLoop: Sendable {
 
     // MARK: - Records
 
-    private func append(_ type: String, _ data: AuditValue) {
-        do { try log.append(type, data) } catch {
+    private func append(_ record: AuditEvent) {
+        do { try log.append(record) } catch {
             // A log that cannot be written stops nothing here; the run's end reports it (finish fails too).
             FileHandle.standardError.write(Data("robit: audit log: \(error.message)\n".utf8))
         }
@@ -225,22 +227,8 @@ public final class AgentLoop: Sendable {
     /// (inline, or one content-addressed blob both records point to, so it is stored once). Arguments
     /// over the limit tools accept are refused unread: only their size, SHA-256 and first 4 KiB are kept.
     func argumentsRecord(_ arguments: String) -> AuditValue {
-        Self.omittable(arguments.utf8.count > JSONValue.defaultMaxBytes, Array(arguments.utf8)) { payload(arguments) }
+        AuditRecords.omittable(arguments.utf8.count > JSONValue.defaultMaxBytes, Array(arguments.utf8)) { payload(arguments) }
     }
-
-    /// `{"omitted": true, "size": N, "sha256": HEX, "prefix": TEXT}` in place of bytes robit does not keep.
-    static func omittable(_ omit: Bool, _ bytes: @autoclosure () -> [UInt8], keep: () -> AuditValue) -> AuditValue {
-        guard omit else { return keep() }
-        let all = bytes()
-        var prefix = Array(all.prefix(4096))
-        while !prefix.isEmpty && String(validating: prefix, as: UTF8.self) == nil { prefix.removeLast() }
-        return ["omitted": true, "size": .int(Int64(all.count)), "sha256": .string(AuditHash.sha256Hex(all)),
-                "prefix": .string(String(decoding: prefix, as: UTF8.self))]
-    }
-
-    /// Raw provider responses above this size are kept as size, hash and prefix: what they carry is in
-    /// the record's `text` and `tool_calls`, and storing it again would double what the log grows by.
-    static let rawResponseLimit = 1 << 20
 
     private func payload(_ text: String) -> AuditValue {
         (try? log.payload(text)) ?? .string("[robit: payload could not be stored]")
@@ -259,53 +247,12 @@ public final class AgentLoop: Sendable {
         }
     }
 
-    private func responseRecord(_ r: ModelResponse, step: Int, cost: Int64?) -> AuditValue {
-        let stop: String
-        switch r.stopReason {
-        case .endTurn: stop = "end_turn"
-        case .toolUse: stop = "tool_use"
-        case .maxTokens: stop = "max_tokens"
-        case .other(let s): stop = s
-        }
-        return [
-            "status": "ok", "step": .int(Int64(step)), "provider": .string(providerName), "model": .string(task.model.name),
-            "text": payload(r.text),
-            "tool_calls": .array(r.toolCalls.map { ["id": .string($0.id), "name": .string($0.name), "arguments": argumentsRecord($0.arguments)] }),
-            "stop_reason": .string(stop),
-            "input_tokens": .int(Int64(r.usage.inputTokens)), "output_tokens": .int(Int64(r.usage.outputTokens)),
-            "cost_micro_usd": cost.map { .int($0) } ?? .null,
-            "latency_ns": AuditValue(nanoseconds: r.latency), "attempts": .int(Int64(r.attempts)),
-            "request_id": AuditValue(r.requestID),
-            "request_sha256": .string(r.requestSHA256 ?? AuditHash.sha256Hex(r.requestBody)), "request_bytes": .int(Int64(r.requestBody.utf8.count)),
-            // The first request in full (system prompt, tool definitions, the task's prompt); every later one
-            // is that plus the answers and results recorded since, so its hash is enough to prove it.
-            "request_body": step == 1 ? payload(r.requestBody) : .null,
-            "response": Self.omittable(r.rawResponse.utf8.count > Self.rawResponseLimit, Array(r.rawResponse.utf8)) { payload(r.rawResponse) },
-        ]
-    }
-
-    private func resultRecord(_ o: ToolOutcome, step: Int) -> AuditValue {
-        var record: AuditValue = [
-            "status": o.isError ? "error" : "ok", "step": .int(Int64(step)), "id": .string(o.callID), "name": .string(o.name),
-            "content": payload(o.content), "is_error": .bool(o.isError),
-            "exit_code": o.exitStatus.map { .int(Int64($0)) } ?? .null,
-            "duration_ns": AuditValue(nanoseconds: o.duration),
-            "stdout": payload(o.stdout), "stderr": payload(o.stderr),
-            "truncated": .bool(o.truncated),
-        ]
-        if let argv = o.argv { record.set("argv", AuditValue(argv)) }
-        return record
-    }
-
     private func interrupted() -> LoopOutcome {
         LoopOutcome(status: .interrupted, message: "interrupted (signal \(Interrupts.signal ?? 2))", finalText: nil, limit: nil)
     }
 
     private func budgetExhausted(_ limit: BudgetLimit, usage: RunUsage, elapsed: Duration) -> LoopOutcome {
-        append("budget", [
-            "status": "error", "limit": .string(limit.rawValue), "steps": .int(Int64(usage.steps)), "tokens": .int(Int64(usage.tokens)),
-            "cost_micro_usd": usage.costMicroUSD.map { .int($0) } ?? .null, "elapsed_ns": AuditValue(nanoseconds: elapsed),
-        ])
+        append(AuditRecords.budget(limit, usage: usage, elapsed: elapsed))
         return LoopOutcome(status: .budget, message: "budget exhausted: \(limit.rawValue)", finalText: nil, limit: limit)
     }
 }

@@ -36,8 +36,18 @@ public struct RunRequest: Sendable {
 
 /// A run that could not start: bad task, flags, key or audit place (exit 2), or a host problem (exit 5).
 public struct RunSetupError: Error, Sendable, CustomStringConvertible {
-    public var exitCode: Int32
+    public var status: ExitStatus
     public var message: String
+    /// The error this one reports, when there was one.
+    public var underlying: (any Error & Sendable)?
+
+    public init(_ status: ExitStatus, _ message: String, underlying: (any Error & Sendable)? = nil) {
+        self.status = status
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var exitCode: Int32 { status.code }
     public var description: String { message }
 }
 
@@ -52,6 +62,8 @@ public struct RunSummary: Sendable {
     public var auditPath: String
     public var head: String?
     public var patchPath: String?
+    /// Secret values replaced in the patch before it was written (it then differs from the workspace).
+    public var patchRedactions: Int = 0
     public var elapsed: Duration
 
     /// The `--json` object: one line, keys sorted.
@@ -64,7 +76,7 @@ public struct RunSummary: Sendable {
             ("cost_usd", usage.costMicroUSD.map { .number(Double($0) / 1_000_000) } ?? .null),
             ("cost_micro_usd", usage.costMicroUSD.map { .int(Int($0)) } ?? .null),
             ("audit_path", .string(auditPath)), ("head", head.map { .string($0) } ?? .null),
-            ("patch_path", patchPath.map { .string($0) } ?? .null), ("final_text", finalText.map { .string($0) } ?? .null),
+            ("patch_path", patchPath.map { .string($0) } ?? .null), ("patch_redactions", .int(patchRedactions)), ("final_text", finalText.map { .string($0) } ?? .null),
             ("elapsed_ms", .int(ms)),
         ]
         return WireJSON.object(members.sorted { $0.0 < $1.0 }).text
@@ -81,9 +93,9 @@ public enum AgentRun {
             task = try TaskFile.load(path: request.taskPath)
             taskData = try Data(contentsOf: URL(fileURLWithPath: request.taskPath))
         } catch let error as TaskFileError {
-            throw RunSetupError(exitCode: 2, message: error.description)
+            throw RunSetupError(.invalidInput, error.description)
         } catch {
-            throw RunSetupError(exitCode: 2, message: "cannot read \(request.taskPath): \(error.localizedDescription)")
+            throw RunSetupError(.invalidInput, "cannot read \(request.taskPath): \(error.localizedDescription)")
         }
         if let model = request.model { task.model.name = model }
         if let workspace = request.workspace { task.workspace.path = URL(fileURLWithPath: workspace).standardizedFileURL.path }
@@ -93,21 +105,14 @@ public enum AgentRun {
             runWorkspace = try RunWorkspace.prepare(from: task.workspace.path, at: RunWorkspace.defaultRoot(run: id, environment: request.environment),
                                                     disk: task.sandbox.limits.disk.bytes)
         } catch {
-            throw RunSetupError(exitCode: error.code == .invalidInput ? 2 : 5, message: error.message)
+            throw RunSetupError(error.code == .invalidInput ? .invalidInput : .sandboxFailed, error.message, underlying: error)
         }
         // The tree the run starts from: the user's directory, whose file digests are cached between runs.
         let sourceTree = WorkspaceTree.hash(task.workspace.path, cache: WorkspaceTree.cachePath(for: task.workspace.path, environment: request.environment))
         let taskDirectory = (URL(fileURLWithPath: request.taskPath).standardizedFileURL.path as NSString).deletingLastPathComponent
-        let start: AuditValue = [
-            "status": "ok", "robit_version": .string(request.robitVersion),
-            "task_sha256": .string(AuditHash.sha256Hex([UInt8](taskData))),
-            "task_path": .string(URL(fileURLWithPath: request.taskPath).standardizedFileURL.path),
-            "task_name": .string(task.name),
-            "workspace": .string(task.workspace.path),
-            "workspace_tree_sha256": .string(sourceTree),
-            "provider": .string(task.model.provider.rawValue), "model": .string(task.model.name),
-            "prompt": .string(task.prompt),
-        ]
+        let start = AuditRecords.runStart(robitVersion: request.robitVersion, taskBytes: [UInt8](taskData),
+                                          taskPath: URL(fileURLWithPath: request.taskPath).standardizedFileURL.path, task: task,
+                                          workspaceTree: sourceTree)
         do {
             return try await execute(task: task, taskData: taskData, taskDirectory: taskDirectory, id: id, runWorkspace: runWorkspace,
                                      request: request, history: nil, startData: start, events: events, notice: notice)
@@ -123,49 +128,46 @@ public enum AgentRun {
                               notice: @escaping @Sendable (String) -> Void = { _ in }) async throws(RunSetupError) -> RunSummary {
         let store: RunStore
         do { store = try RunStore(path: RunStore.defaultPath(environment: request.environment)) } catch {
-            throw RunSetupError(exitCode: 2, message: error.message)
+            throw RunSetupError(.invalidInput, error.message)
         }
         guard let record = try? store.get(runID) else {
-            throw RunSetupError(exitCode: 2, message: "no run \(runID) in the run store \(store.path); see `robit runs list`")
+            throw RunSetupError(.invalidInput, "no run \(runID) in the run store \(store.path); see `robit runs list`")
         }
         if record.status == RunStatus.done.rawValue {
-            throw RunSetupError(exitCode: 2, message: "run \(record.id) finished (done); there is nothing to resume")
+            throw RunSetupError(.invalidInput, "run \(record.id) finished (done); there is nothing to resume")
         }
         if record.status == "running", record.pid != getpid(), kill(record.pid, 0) == 0 {
-            throw RunSetupError(exitCode: 2, message: "run \(record.id) is still running (pid \(record.pid))")
+            throw RunSetupError(.invalidInput, "run \(record.id) is still running (pid \(record.pid))")
         }
         guard FileManager.default.fileExists(atPath: record.runWorkspace + "/disk.img") else {
-            throw RunSetupError(exitCode: 2, message: "the workspace of run \(record.id) (\(record.runWorkspace)/disk.img) is gone; it cannot be resumed")
+            throw RunSetupError(.invalidInput, "the workspace of run \(record.id) (\(record.runWorkspace)/disk.img) is gone; it cannot be resumed")
         }
         let auditDirectory = (record.auditPath as NSString).deletingLastPathComponent
         let history: AuditHistory
         do { history = try AuditHistory.load(auditDirectory) } catch {
-            throw RunSetupError(exitCode: 6, message: "cannot read the audit log of run \(record.id): \(error.message)")
+            throw RunSetupError(.auditFailed, "cannot read the audit log of run \(record.id): \(error.message)")
         }
         guard let text = history.taskText else {
-            throw RunSetupError(exitCode: 6, message: "the audit log of run \(record.id) does not hold its task file")
+            throw RunSetupError(.auditFailed, "the audit log of run \(record.id) does not hold its task file")
         }
         let taskDirectory = (record.taskPath as NSString).deletingLastPathComponent
         var task: TaskFile
         do { task = try TaskFile.parse(text, file: record.taskPath, baseDirectory: taskDirectory) } catch {
-            throw RunSetupError(exitCode: 2, message: error.description)
+            throw RunSetupError(.invalidInput, error.description)
         }
         task.model.name = record.model
         task.workspace.path = record.workspace
         let runWorkspace: RunWorkspace
         do { runWorkspace = try RunWorkspace(root: record.runWorkspace).reopen(source: record.workspace) } catch {
-            throw RunSetupError(exitCode: error.code == .invalidInput ? 2 : 5, message: "cannot mount the workspace of run \(record.id) again: \(error.message)")
+            throw RunSetupError(error.code == .invalidInput ? .invalidInput : .sandboxFailed, "cannot mount the workspace of run \(record.id) again: \(error.message)", underlying: error)
         }
         var resumed = request
         resumed.auditDirectory = auditDirectory
         if let runtime = RuntimeKind(rawValue: record.runtime), request.runtime == nil { resumed.runtime = runtime }
         do {
             return try await execute(task: task, taskData: Data(text.utf8), taskDirectory: taskDirectory, id: record.id, runWorkspace: runWorkspace,
-                                     request: resumed, history: history, startData: [
-                                        "status": "ok", "robit_version": .string(request.robitVersion),
-                                        "steps_so_far": .int(Int64(history.usage.steps)),
-                                        "workspace_tree_sha256": .string(WorkspaceTree.hash(runWorkspace.work)),
-                                     ], events: events, notice: notice, store: store, existing: record)
+                                     request: resumed, history: history, startData: AuditRecords.resumed(robitVersion: request.robitVersion, stepsSoFar: history.usage.steps,
+                                                                    workspaceTree: WorkspaceTree.hash(runWorkspace.work)), events: events, notice: notice, store: store, existing: record)
         } catch {
             runWorkspace.finish(done: false)
             throw error
@@ -180,27 +182,29 @@ public enum AgentRun {
                                 store existingStore: RunStore? = nil, existing: RunRecord? = nil) async throws(RunSetupError) -> RunSummary {
         let clock = ContinuousClock()
         let began = clock.now
-        var secrets: [(name: String, value: String)] = []
+        var secrets: [Redaction] = []
         for name in [task.model.apiKeyEnv ?? TaskFile.Model.defaultAPIKeyEnv(for: task.model.provider), task.output.pullRequest?.tokenEnv].compactMap({ $0 }) {
-            if let value = request.environment[name], !value.isEmpty { secrets.append((name, value)) }
+            if let value = request.environment[name], !value.isEmpty { secrets.append(Redaction(name: name, value: value)) }
         }
+        // The run's one redactor: tool output, the log, the patch, the summary and the final answer.
+        let redactor = Redactor(secrets)
         let provider: any ModelProvider
         do {
             provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory,
                                         options: request.providerOptions ?? HTTPProviderOptions())
         } catch {
-            throw RunSetupError(exitCode: 2, message: error.message)
+            throw RunSetupError(.invalidInput, error.message)
         }
         let prices = try PriceTable.load(environment: request.environment)
         if task.budget.maxCostMicroUSD != nil, task.model.provider != .replay, prices.price(model: task.model.name) == nil {
-            throw RunSetupError(exitCode: 2, message: "budget.max_cost_usd is set, but robit has no price for model \(task.model.name), so the limit could not be enforced; add it to \(PriceTable.configPath(environment: request.environment)) as {\"\(task.model.name)\": {\"input_usd_per_million\": N, \"output_usd_per_million\": N}} or remove max_cost_usd")
+            throw RunSetupError(.invalidInput, "budget.max_cost_usd is set, but robit has no price for model \(task.model.name), so the limit could not be enforced; add it to \(PriceTable.configPath(environment: request.environment)) as {\"\(task.model.name)\": {\"input_usd_per_million\": N, \"output_usd_per_million\": N}} or remove max_cost_usd")
         }
         let tools: ToolRegistry
-        do { tools = try ToolRegistry(task: task, redactor: SecretRedactor(secrets: secrets)) } catch {
-            throw RunSetupError(exitCode: 2, message: error.description)
+        do { tools = try ToolRegistry(task: task, redactor: redactor) } catch {
+            throw RunSetupError(.invalidInput, error.description)
         }
         var options: SandboxOptions
-        do { options = try task.sandboxOptions() } catch { throw RunSetupError(exitCode: 2, message: error.description) }
+        do { options = try task.sandboxOptions() } catch { throw RunSetupError(.invalidInput, error.description) }
         if let runtime = request.runtime { options.runtime = runtime }
         options.workspace = runWorkspace.work
         options.user = RunWorkspace.sandboxUser
@@ -208,7 +212,7 @@ public enum AgentRun {
         // The audit log, outside anything the sandbox can see.
         let (auditDirectory, signer) = try SandboxAudit.placement(directory: request.auditDirectory, key: request.signingKey, options: options,
                                                                   run: id, environment: request.environment)
-        let auditOptions = AuditOptions(signer: signer, fsync: request.fsync, redactions: secrets.map { Redaction(name: $0.name, value: $0.value) })
+        let auditOptions = AuditOptions(signer: signer, fsync: request.fsync, redactions: secrets)
         let log: AuditLog
         do {
             if history == nil {
@@ -220,7 +224,7 @@ public enum AgentRun {
                 log = try AuditLog.reopen(directory: auditDirectory, options: auditOptions, recordType: "resumed", data: startData)
             }
         } catch {
-            throw RunSetupError(exitCode: error.kind == .key ? 2 : 6, message: error.message)
+            throw RunSetupError(error.kind == .key ? .invalidInput : .auditFailed, error.message, underlying: error)
         }
         notice("run \(id), audit log \(log.path)")
 
@@ -270,42 +274,32 @@ public enum AgentRun {
             }
         }
 
-        // The patch: the workspace's changes, even when the run stopped early.
+        // The patch: the workspace's changes, even when the run stopped early; a secret the model wrote into
+        // a file does not leave in it.
         var patchPath: String?
+        var patchRedactions = 0
         if sandbox != nil {
             let target = task.output.patch ?? runWorkspace.root + "/changes.patch"
-            do {
-                let diff = try runWorkspace.patch()
+            do throws(RunSetupError) {
+                let diff: String
+                do { diff = try runWorkspace.patch() } catch {
+                    _ = try? log.append(AuditRecords.error(error.message, stage: "patch"))
+                    throw RunSetupError(.sandboxFailed, "no patch: \(redactor.redact(error.message))", underlying: error)
+                }
                 try? FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try Data(diff.utf8).write(to: URL(fileURLWithPath: target))
+                patchRedactions = try SandboxAudit.writePatch(diff, to: target, redactor: redactor, log: log)
                 patchPath = target
-                _ = try? log.append("patch", ["status": "ok", "path": .string(target), "sha256": .string(AuditHash.sha256Hex(diff)),
-                                          "bytes": .int(Int64(diff.utf8.count)),
-                                          "files": .int(Int64(diff.components(separatedBy: "\ndiff --git ").count - (diff.hasPrefix("diff --git ") ? 0 : 1)))])
-            } catch let error as SandboxError {
-                _ = try? log.append("error", SandboxAudit.errorRecord(error.message, stage: "patch"))
-                notice("warning: no patch: \(error.message)")
+                if patchRedactions > 0 {
+                    notice("warning: the patch had \(patchRedactions) secret value\(patchRedactions == 1 ? "" : "s") in it, replaced by [REDACTED:NAME]")
+                }
             } catch {
-                _ = try? log.append("error", SandboxAudit.errorRecord("cannot write the patch \(target): \(error.localizedDescription)", stage: "patch"))
-                notice("warning: cannot write the patch \(target): \(error.localizedDescription)")
+                notice("warning: \(error.message)")
             }
         }
 
-        let head: String?
-        do {
-            head = try log.finish([
-                "status": outcome.status == .done ? "ok" : "error", "result": .string(outcome.status.rawValue),
-                "exit_code": .int(Int64(outcome.status.exitCode)), "message": .string(outcome.message),
-                "steps": .int(Int64(usage.steps)), "tool_calls": .int(Int64(usage.toolCalls)),
-                "input_tokens": .int(Int64(usage.inputTokens)), "output_tokens": .int(Int64(usage.outputTokens)),
-                "cost_micro_usd": usage.costMicroUSD.map { .int($0) } ?? .null,
-                "final_text": outcome.finalText.map { (try? log.payload($0)) ?? .null } ?? .null,
-                "patch": AuditValue(patchPath),
-            ])
-        } catch {
-            head = nil
-            notice("error: could not finish the audit log \(log.path): \(error.message)")
-        }
+        let head = SandboxAudit.finish(log, status: outcome.status == .done ? "ok" : "error", exitCode: outcome.status.exitCode,
+                                       result: outcome.status.rawValue, message: outcome.message, usage: usage,
+                                       finalText: outcome.finalText.map { (try? log.payload($0)) ?? .null } ?? .null, patch: patchPath)
         record.status = outcome.status.rawValue
         record.exitCode = Int(outcome.status.exitCode)
         record.steps = usage.steps
@@ -319,9 +313,10 @@ public enum AgentRun {
         // Only the patch is kept of a finished run's workspace; an unfinished one keeps its changes for a resume.
         runWorkspace.finish(done: outcome.status == .done)
         // The final answer goes to stdout and --json: no secret in it either.
-        let finalText = outcome.finalText.map { tools.redactor.redact($0) }
-        return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: tools.redactor.redact(outcome.message), finalText: finalText,
-                          usage: usage, auditPath: log.path, head: head, patchPath: patchPath, elapsed: clock.now - began)
+        let finalText = outcome.finalText.map { redactor.redact($0) }
+        return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: redactor.redact(outcome.message), finalText: finalText,
+                          usage: usage, auditPath: log.path, head: head, patchPath: patchPath, patchRedactions: patchRedactions,
+                          elapsed: clock.now - began)
     }
 
     /// The provider a task names; `replay` reads a JSONL script or, given an audit log (a run directory or

@@ -207,26 +207,27 @@ struct TaskFileDecoder {
         let fields = try reader.mapping(node, path, allowed: ["memory", "pids", "cpu", "timeout", "output", "disk"])
         var limits = TaskFile.Sandbox.Limits()
         if let node = fields.value("memory") {
-            limits.memory = try reader.size(node, fields.path("memory"), min: .mebibytes(16), max: ByteCount(1 << 50))
+            limits.memory = try reader.size(node, fields.path("memory"), in: LimitRules.memory)
         }
         if let node = fields.value("pids") {
-            limits.pids = try reader.integer(node, fields.path("pids"), in: 1...4_194_304, example: "256")
+            let pids = try reader.integer(node, fields.path("pids"), in: 0...Int.max, example: "256")
+            if let error = LimitRules.pids(pids) { throw reader.fail(node, fields.path("pids"), error.message) }
+            limits.pids = pids
         }
         if let node = fields.value("cpu") {
             let text = try reader.decimalText(node, fields.path("cpu"), example: "1.0 or 0.5")
-            guard let value = Double(text), value >= 0.01, value <= 1024 else {
-                throw reader.fail(node, fields.path("cpu"), "\(text) is out of range; use a number of CPUs from 0.01 to 1024, e.g. 1.0 or 0.5")
-            }
+            let value = Double(text) ?? .infinity
+            if let error = LimitRules.cpu(value) { throw reader.fail(node, fields.path("cpu"), error.message) }
             limits.cpu = value
         }
         if let node = fields.value("timeout") {
-            limits.timeout = try reader.duration(node, fields.path("timeout"), min: .milliseconds(1), max: .seconds(7 * 86_400))
+            limits.timeout = try reader.duration(node, fields.path("timeout"), in: LimitRules.timeout)
         }
         if let node = fields.value("output") {
-            limits.output = try reader.size(node, fields.path("output"), min: .kibibytes(1), max: .gibibytes(1))
+            limits.output = try reader.size(node, fields.path("output"), in: LimitRules.output)
         }
         if let node = fields.value("disk") {
-            limits.disk = try reader.size(node, fields.path("disk"), min: .mebibytes(1), max: ByteCount(1 << 40))
+            limits.disk = try reader.size(node, fields.path("disk"), in: LimitRules.disk)
         }
         return limits
     }
@@ -342,13 +343,13 @@ struct TaskFileDecoder {
             budget.maxTokens = try reader.integer(node, fields.path("max_tokens"), in: 1...1_000_000_000_000, example: "400000")
         }
         if let node = fields.value("max_wall") {
-            budget.maxWall = try reader.duration(node, fields.path("max_wall"), min: .seconds(1), max: .seconds(7 * 86_400))
+            budget.maxWall = try reader.duration(node, fields.path("max_wall"), in: .seconds(1)...(.seconds(7 * 86_400)))
         }
         if let node = fields.value("max_cost_usd") {
             budget.maxCostMicroUSD = try microUSD(node, fields.path("max_cost_usd"))
         }
         if let node = fields.value("max_audit_log") {
-            budget.maxAuditLog = try reader.size(node, fields.path("max_audit_log"), min: .mebibytes(1), max: ByteCount(1 << 40))
+            budget.maxAuditLog = try reader.size(node, fields.path("max_audit_log"), in: (1 << 20)...(1 << 40))
         }
         return budget
     }

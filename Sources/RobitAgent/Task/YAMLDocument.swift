@@ -1,4 +1,5 @@
 import Foundation
+import RobitOCI
 import Yams
 
 /// Turning task-file text into a Yams node tree, safely.

@@ -157,34 +157,21 @@ struct YAMLReader {
     }
 
     /// A size such as `512MiB`, within bounds.
-    func size(_ node: Node, _ path: String, min: ByteCount, max: ByteCount) throws(TaskFileError) -> ByteCount {
+    /// A size within `range`, refused with `LimitRules`' messages (the same as `robit sandbox run`'s flags).
+    func size(_ node: Node, _ path: String, in range: ClosedRange<UInt64>) throws(TaskFileError) -> ByteCount {
         let text = try scalar(node, path, expected: "a size such as 512MiB").string
-        guard let value = ByteCount(parsing: text) else {
-            throw fail(node, path, "\(quoted(text)) is not a size (use e.g. 512MiB, 1GiB)")
+        switch LimitRules.size(text, in: range) {
+        case .success(let bytes): return ByteCount(bytes)
+        case .failure(let error): throw fail(node, path, error.message)
         }
-        if value < min {
-            var message = "\(text) is too small; the minimum is \(min)"
-            if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), value.bytes > 0 {
-                message += " (a number without a unit counts bytes: did you mean \(text)MiB?)"
-            }
-            throw fail(node, path, message)
-        }
-        guard value <= max else { throw fail(node, path, "\(text) is too large; the maximum is \(max)") }
-        return value
     }
 
-    /// A duration such as `30s` or `1h30m`, within bounds.
-    func duration(_ node: Node, _ path: String, min: Duration, max: Duration) throws(TaskFileError) -> Duration {
+    func duration(_ node: Node, _ path: String, in range: ClosedRange<Duration>) throws(TaskFileError) -> Duration {
         let text = try scalar(node, path, expected: "a duration such as 30s").string
-        guard let value = parseDuration(text) else {
-            if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-                throw fail(node, path, "\(quoted(text)) has no unit; write e.g. \(text)s or \(text)m")
-            }
-            throw fail(node, path, "\(quoted(text)) is not a duration (use e.g. 30s, 20m, 1h30m, 500ms)")
+        switch LimitRules.duration(text, in: range) {
+        case .success(let value): return value
+        case .failure(let error): throw fail(node, path, error.message)
         }
-        guard value >= min else { throw fail(node, path, "\(text) is too short; the minimum is \(formatDuration(min))") }
-        guard value <= max else { throw fail(node, path, "\(text) is too long; the maximum is \(formatDuration(max))") }
-        return value
     }
 
     /// One of a fixed set of words.

@@ -1,39 +1,16 @@
+import RobitOCI
+
 extension JSONValue {
-    /// Compact JSON text with object members in sorted order (deterministic).
-    public var compactText: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return JSONValue.numberText(n)
-        case .string(let s): return JSONValue.quoted(s)
-        case .array(let items): return "[" + items.map(\.compactText).joined(separator: ",") + "]"
-        case .object(let members):
-            return "{" + members.keys.sorted().map { JSONValue.quoted($0) + ":" + members[$0]!.compactText }.joined(separator: ",") + "}"
-        }
-    }
+    /// Compact JSON text with object members in sorted order (deterministic), as robit's one JSON
+    /// writer (`WireJSON`, `JSONText`) writes it.
+    public var compactText: String { WireJSON(self).text }
 
-    /// An integral number without a fraction (`3`, not `3.0`); any other in Swift's shortest form.
+    static func quoted(_ s: String) -> String { JSONText.quoted(s) }
+
     static func numberText(_ n: Double) -> String {
-        if n == n.rounded(), abs(n) < 9_007_199_254_740_992 { return String(Int64(n)) }
-        return "\(n)"
-    }
-
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out: [UInt8] = []
+        JSONText.number(n, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The JSON type name used in messages and by JSON Schema's `type`.

@@ -10,29 +10,30 @@ public struct ToolOutcome: Sendable, Equatable {
     /// /work, missing edit match, timeout, output over the limit). A command's non-zero exit is not
     /// an error: it is reported in `content` and `exitStatus`.
     public var isError: Bool
-    /// The exit status of what ran in the sandbox; nil when nothing ran (the call was refused first).
-    public var exitStatus: Int32?
-    public var duration: Duration
+    /// What the sandbox reported about the command this call ran; nil when nothing ran (the call was
+    /// refused first).
+    public var exec: ExecFacts?
     /// The captured stdout and stderr of what ran, secrets redacted (for the audit log).
     public var stdout: Data
     public var stderr: Data
     /// Output was cut: by the capture limit, or in `content` by the output limit.
     public var truncated: Bool
 
-    /// The command executed in the sandbox for this call; nil when nothing ran (refused before execution).
-    public var argv: [String]?
-
-    public init(callID: String, name: String, content: String, isError: Bool, exitStatus: Int32? = nil, duration: Duration = .zero,
-                stdout: Data = Data(), stderr: Data = Data(), truncated: Bool = false, argv: [String]? = nil) {
-        self.argv = argv
+    public init(callID: String, name: String, content: String, isError: Bool, exec: ExecFacts? = nil,
+                stdout: Data = Data(), stderr: Data = Data(), truncated: Bool = false) {
         self.callID = callID
         self.name = name
         self.content = content
         self.isError = isError
-        self.exitStatus = exitStatus
-        self.duration = duration
+        self.exec = exec
         self.stdout = stdout
         self.stderr = stderr
         self.truncated = truncated
     }
+
+    /// The exit status of what ran in the sandbox; nil when nothing ran.
+    public var exitStatus: Int32? { exec?.exitCode }
+    public var duration: Duration { exec?.duration ?? .zero }
+    /// The command executed in the sandbox for this call; nil when nothing ran.
+    public var argv: [String]? { exec?.argv }
 }

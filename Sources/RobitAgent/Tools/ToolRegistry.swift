@@ -1,4 +1,5 @@
 import Foundation
+import RobitAudit
 import RobitExec
 
 /// A task's tool definition robit cannot offer: a schema it cannot apply, or a command template
@@ -32,18 +33,18 @@ public struct ToolRegistry: Sendable {
     /// The tools offered to the model, built-in ones first, in the task file's order.
     public let specs: [ToolSpec]
     public let limits: ToolLimits
-    public let redactor: SecretRedactor
+    public let redactor: Redactor
     let entries: [String: Entry]
 
     /// The task's tools (`tools` and `custom_tools`) with its limits.
-    public init(task: TaskFile, redactor: SecretRedactor = SecretRedactor(secrets: [])) throws(ToolDefinitionError) {
+    public init(task: TaskFile, redactor: Redactor = Redactor([])) throws(ToolDefinitionError) {
         try self.init(builtins: task.tools, customTools: task.customTools, limits: ToolLimits(task: task), redactor: redactor)
     }
 
     /// Checks every custom tool's schema (unsupported keywords are refused, see `JSONSchema`) and that
     /// its command names only its own parameters.
     public init(builtins: [TaskFile.BuiltinTool], customTools: [TaskFile.CustomTool], limits: ToolLimits = ToolLimits(),
-                redactor: SecretRedactor = SecretRedactor(secrets: [])) throws(ToolDefinitionError) {
+                redactor: Redactor = Redactor([])) throws(ToolDefinitionError) {
         var entries: [String: Entry] = [:]
         var specs: [ToolSpec] = []
         for tool in builtins where entries[tool.rawValue] == nil {
@@ -84,7 +85,7 @@ public struct ToolRegistry: Sendable {
     ///
     /// - Throws: `SandboxError` when the sandbox itself failed (it is gone, or robit was interrupted):
     ///   the run must stop; it is never turned into a tool error.
-    public func run(_ calls: [ToolCall], in sandbox: Sandbox, limits: ToolLimits? = nil) async throws(SandboxError) -> [ToolOutcome] {
+    public func run(_ calls: [ToolCall], in sandbox: any ToolSandbox, limits: ToolLimits? = nil) async throws(SandboxError) -> [ToolOutcome] {
         let limits = limits ?? self.limits
         let prepared = calls.map { prepare($0, limits: limits) }
         var outcomes = [ToolOutcome?](repeating: nil, count: calls.count)
@@ -120,7 +121,7 @@ public struct ToolRegistry: Sendable {
         var result: Result<ToolOutcome, SandboxError>
     }
 
-    private func runConcurrently(_ group: [(Int, ToolInvocation)], calls: [ToolCall], in sandbox: Sandbox, limits: ToolLimits)
+    private func runConcurrently(_ group: [(Int, ToolInvocation)], calls: [ToolCall], in sandbox: any ToolSandbox, limits: ToolLimits)
         async throws(SandboxError) -> [(Int, ToolOutcome)]
     {
         let finished = await withTaskGroup(of: Finished.self) { tasks in
@@ -195,12 +196,12 @@ public struct ToolRegistry: Sendable {
         ToolOutcome(callID: call.id, name: call.name, content: redactor.redact(failure.message), isError: true)
     }
 
-    private func execute(_ invocation: ToolInvocation, call: ToolCall, in sandbox: Sandbox, limits: ToolLimits) async throws(SandboxError) -> ToolOutcome {
+    private func execute(_ invocation: ToolInvocation, call: ToolCall, in sandbox: any ToolSandbox, limits: ToolLimits) async throws(SandboxError) -> ToolOutcome {
         let result = try await sandbox.exec(invocation.request)
-        let stdout = redactor.redact(result.stdout.data, cutAtEnd: result.stdout.truncated)
-        let stderr = redactor.redact(result.stderr.data, cutAtEnd: result.stderr.truncated)
+        let stdout = Data(redactor.redact([UInt8](result.stdout.data), cutAtEnd: result.stdout.truncated))
+        let stderr = Data(redactor.redact([UInt8](result.stderr.data), cutAtEnd: result.stderr.truncated))
+        // The model's view is built from the redacted output only, so it needs no pass of its own.
         var rendered = invocation.render(result, stdout: stdout, stderr: stderr, limits: limits)
-        rendered.content = redactor.redact(rendered.content)
         let room = max(256, limits.output - rendered.notes.utf8.count - 80)
         if rendered.content.utf8.count > room {
             let cut = Self.prefix(rendered.content, bytes: room)
@@ -210,8 +211,8 @@ public struct ToolRegistry: Sendable {
         }
         rendered.content += rendered.notes
         return ToolOutcome(callID: call.id, name: call.name, content: rendered.content, isError: rendered.isError,
-                           exitStatus: result.exitCode, duration: result.duration, stdout: stdout, stderr: stderr,
-                           truncated: rendered.truncated || result.truncated, argv: invocation.request.argv)
+                           exec: ExecFacts(argv: invocation.request.argv, result: result), stdout: stdout, stderr: stderr,
+                           truncated: rendered.truncated || result.truncated)
     }
 
     /// The longest prefix of `text` of at most `bytes` UTF-8 bytes that ends on a character boundary.

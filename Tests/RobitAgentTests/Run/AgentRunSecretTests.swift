@@ -56,4 +56,39 @@ import Testing
         let log = try String(contentsOfFile: summary.auditPath, encoding: .utf8)
         #expect(log.contains("[REDACTED:OPENAI_API_KEY]"))
     }
+
+    /// One redactor for everything a run shows or writes: a key of 6, 7 or 8 bytes, sent by the model
+    /// in SSE pieces of 3 bytes (so split across events and reads), is hidden from the model, the log, the
+    /// final answer, --json and the patch, which says how many it replaced.
+    @Test(arguments: ["K3y6ab", "K3y7abc", "K3y8abcd"])
+    func shortKeysAreHiddenEverywhereTheRunWrites(_ key: String) async throws {
+        try ToolTestEnv.require(.crun)
+        let h = try RunHarness(key: key)
+        let calls: [ProviderWire.Call] = [
+            .init("k_echo", "shell", json: ["command": "echo key=\(key)"]),
+            .init("k_write", "write_file", json: ["path": "leak.txt", "content": "the key is \(key)\n"]),
+        ]
+        let server = try scriptedServer([
+            ProviderWire.openAI(text: "I will print \(key).", calls: calls, input: 100, output: 10, piece: 3),
+            ProviderWire.openAI(text: "The key was \(key).", input: 50, output: 5, piece: 3),
+        ], split: 5)
+        defer { server.stop() }
+        try h.writeTask(baseURL: Flavor.openai.baseURL(server))
+        let summary = try await h.start()
+        try await h.checkEnded(summary, .done)
+        #expect(summary.finalText == "The key was [REDACTED:OPENAI_API_KEY].")
+        #expect(!summary.jsonText.contains(key))
+        let back = Flavor.openai.toolResults(try #require(server.received.last))
+        #expect(back.first?.content.contains("key=[REDACTED:OPENAI_API_KEY]") == true, "\(back)")
+        #expect(!back.contains { $0.content.contains(key) })
+        let log = try String(contentsOfFile: summary.auditPath, encoding: .utf8)
+        #expect(!log.contains(key) && log.contains("[REDACTED:OPENAI_API_KEY]"))
+        // The workspace file holds the key (the model wrote it); the patch that leaves the machine does not.
+        let patchPath = try #require(summary.patchPath)
+        let patch = try String(contentsOfFile: patchPath, encoding: .utf8)
+        #expect(patch.contains("+the key is [REDACTED:OPENAI_API_KEY]") && !patch.contains(key), "\(patch)")
+        #expect(summary.patchRedactions == 1)
+        let records = try RunHarness.records(summary.auditPath)
+        #expect(records.first { $0.type == "patch" }?.data["redacted"]?.intValue == 1)
+    }
 }

@@ -91,10 +91,10 @@ import Testing
 
     @Test func omittedBytesKeepSizeHashAndAValidUTF8Prefix() {
         let bytes = Array(String(repeating: "€", count: 3000).utf8)
-        let value = AgentLoop.omittable(true, bytes) { .null }
+        let value = AuditRecords.omittable(true, bytes) { .null }
         #expect(value["omitted"]?.boolValue == true && value["size"]?.intValue == 9000)
         #expect(value["sha256"]?.stringValue == AuditHash.sha256Hex(bytes))
         #expect(value["prefix"]?.stringValue == String(repeating: "€", count: 1365))
-        #expect(AgentLoop.omittable(false, bytes) { "kept" } == "kept")
+        #expect(AuditRecords.omittable(false, bytes) { "kept" } == "kept")
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// One isolated `robit run` for the end-to-end tests: a root-owned directory under /tmp with a small
@@ -33,7 +34,11 @@ final class RunHarness: @unchecked Sendable {
     /// A host directory next to the project that no tool may write to.
     var outside: String { root + "/outside" }
 
-    init() throws {
+    /// The API key of this harness's runs (OPENAI_API_KEY and ANTHROPIC_API_KEY).
+    let key: String
+
+    init(key: String = RunHarness.secret) throws {
+        self.key = key
         root = "/tmp/robit-runtests-" + UUID().uuidString.lowercased().prefix(13)
         for dir in [project, state, outside, root + "/home"] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
@@ -45,7 +50,7 @@ final class RunHarness: @unchecked Sendable {
 
     var environment: [String: String] {
         ["HOME": root + "/home", "XDG_STATE_HOME": state, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-         "OPENAI_API_KEY": Self.secret, "ANTHROPIC_API_KEY": Self.secret, "LC_ALL": "C.UTF-8"]
+         "OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": key, "LC_ALL": "C.UTF-8"]
     }
 
     /// Writes task.yaml.
@@ -116,6 +121,7 @@ final class RunHarness: @unchecked Sendable {
         #expect(end.data["result"]?.stringValue == status.rawValue, sourceLocation: sourceLocation)
         #expect(end.data["exit_code"]?.intValue == Int64(status.exitCode), sourceLocation: sourceLocation)
         #expect(end.data["steps"]?.intValue == Int64(summary.usage.steps), sourceLocation: sourceLocation)
+        #expect(try DocumentedRecords.load().problems(records) == [], sourceLocation: sourceLocation)
 
         let row = try #require(try store.get(summary.run), "no run store row for \(summary.run)", sourceLocation: sourceLocation)
         #expect(row.status == status.rawValue, sourceLocation: sourceLocation)
