@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(name: "robit", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
         .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys"], swiftSettings: strict),
         // What every test target shares: the checkout's root, the documented audit record layouts.
-        .target(name: "RobitTestSupport", dependencies: ["RobitAudit"], path: "Tests/RobitTestSupport", swiftSettings: strict),
+        .target(name: "RobitTestSupport", dependencies: ["RobitAudit", "RobitExec", "RobitOCI"], path: "Tests/RobitTestSupport", swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit", "RobitTestSupport"], swiftSettings: strict),

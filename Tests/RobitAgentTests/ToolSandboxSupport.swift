@@ -3,37 +3,11 @@ import Glibc
 import RobitAgent
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 // Support of the tool tests that run in real sandboxes (root and the runtimes needed). Without them
 // the tests are skipped, except under CI=true where a missing prerequisite is a failure.
-
-enum ToolTestEnv {
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
-    static let user = User(uid: 65532, gid: 65532)
-    static let limits = SandboxLimits(memory: 256 << 20, pids: 64, cpu: 1.0, tmpSize: 8 << 20)
-
-    struct Missing: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static func missing(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Never {
-        if isCI {
-            Issue.record("prerequisite missing under CI=true: \(what)", sourceLocation: sourceLocation)
-            throw Missing(description: what)
-        }
-        try Test.cancel("skipped: \(what)", sourceLocation: sourceLocation)
-    }
-
-    static func require(_ kind: RuntimeKind, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        guard geteuid() == 0 else { try missing("the sandbox tool tests must run as root", sourceLocation: sourceLocation) }
-        do { _ = try Runtime.locate(kind) } catch { try missing("\(kind.rawValue) is not installed: \(error)", sourceLocation: sourceLocation) }
-        do { _ = try InitBinary.locate() } catch { try missing("robit-init is not built: \(error)", sourceLocation: sourceLocation) }
-        if kind == .crun, CgroupMounts.current().crunHybridQuirk {
-            try missing("crun refuses this host's hybrid cgroups; run: \(Doctor.hugetlbFix)", sourceLocation: sourceLocation)
-        }
-    }
-}
 
 /// A root-owned directory under /tmp holding the workspace `ws` (owned by the sandbox user) and
 /// `outside.txt`, a host file next to the workspace that no tool may touch.
@@ -46,7 +20,7 @@ final class ToolWorkspace: @unchecked Sendable {
         root = "/tmp/robit-tooltests-" + UUID().uuidString.lowercased().prefix(13)
         path = root + "/ws"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        guard chown(path, ToolTestEnv.user.uid, ToolTestEnv.user.gid) == 0 else { throw ToolWorkspace.Failure("chown \(path)") }
+        guard chown(path, TestEnv.user.uid, TestEnv.user.gid) == 0 else { throw ToolWorkspace.Failure("chown \(path)") }
         try Self.outsideContent.write(toFile: root + "/outside.txt", atomically: false, encoding: .utf8)
     }
 
@@ -60,7 +34,7 @@ final class ToolWorkspace: @unchecked Sendable {
         let full = path + "/" + relative
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: full))
-        _ = chown(full, ToolTestEnv.user.uid, ToolTestEnv.user.gid)
+        _ = chown(full, TestEnv.user.uid, TestEnv.user.gid)
     }
 
     func put(_ relative: String, _ text: String) throws { try put(relative, Data(text.utf8)) }
@@ -81,9 +55,9 @@ final class ToolWorkspace: @unchecked Sendable {
 
 /// Runs `body` with a fresh sandbox of `kind` over a fresh workspace, and destroys it after.
 func withToolSandbox(_ kind: RuntimeKind, _ body: (Sandbox, ToolWorkspace) async throws -> Void) async throws {
-    try ToolTestEnv.require(kind)
+    try TestEnv.require(kind)
     let ws = try ToolWorkspace()
-    let box = try await Sandbox.create(SandboxOptions(runtime: kind, workspace: ws.path, user: ToolTestEnv.user, limits: ToolTestEnv.limits))
+    let box = try await Sandbox.create(SandboxOptions(runtime: kind, workspace: ws.path, user: TestEnv.user, limits: TestEnv.limits))
     do {
         try await body(box, ws)
     } catch {

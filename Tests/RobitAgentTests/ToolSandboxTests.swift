@@ -5,6 +5,7 @@ import RobitAgent
 import RobitExec
 import RobitOCI
 import RobitSync
+import RobitTestSupport
 import Testing
 
 /// The tools run in real sandboxes under runsc (gVisor) and crun.
@@ -108,7 +109,7 @@ import Testing
             #expect(w.content == "wrote \(content.utf8.count) bytes to /work/new/dir/file.txt")
             #expect(ws.read("new/dir/file.txt") == Data(content.utf8))
             var st = stat()
-            #expect(stat(ws.path + "/new/dir/file.txt", &st) == 0 && st.st_uid == ToolTestEnv.user.uid, "written as the sandbox user")
+            #expect(stat(ws.path + "/new/dir/file.txt", &st) == 0 && st.st_uid == TestEnv.user.uid, "written as the sandbox user")
             let r = try await tools.one("read_file", ["path": "/work/new/dir/file.txt"], in: box)
             #expect(!r.isError)
             #expect(r.content == content)
@@ -185,7 +186,7 @@ import Testing
             let sh = try await tools.one("shell", ["command": "id -u; pwd; echo oops >&2; exit 3"], in: box)
             #expect(!sh.isError, "a non-zero exit is a result")
             #expect(sh.exitStatus == 3)
-            #expect(sh.content == "\(ToolTestEnv.user.uid)\n/work\n[stderr]\noops\n[exit status 3]")
+            #expect(sh.content == "\(TestEnv.user.uid)\n/work\n[stderr]\noops\n[exit status 3]")
             let slow = try await tools.one("shell", ["command": "sleep 30", "timeout_seconds": 1], in: box)
             #expect(slow.isError && slow.content.contains("[timed out after 1 s"), "\(slow.content)")
         }
@@ -241,7 +242,7 @@ import Testing
         try await withToolSandbox(kind) { box, ws in
             let tools = try registry()
             try FileManager.default.createDirectory(atPath: ws.path + "/d_dir", withIntermediateDirectories: false)
-            _ = chown(ws.path + "/d_dir", ToolTestEnv.user.uid, ToolTestEnv.user.gid)
+            _ = chown(ws.path + "/d_dir", TestEnv.user.uid, TestEnv.user.gid)
             // Targets the sandbox user could write: /tmp inside the sandbox (and the host's, were the link followed there).
             try ws.symlink("d_link", to: "/tmp")
             try ws.put("f_file", "plain\n")

@@ -11,15 +11,8 @@ import RobitOCI
 enum CLI {
     static var packageRoot: String { Repository.root }
 
-    static var binary: String {
-        if let path = ProcessInfo.processInfo.environment["ROBIT_BIN"] { return path }
-        var dir = Bundle.main.executableURL?.deletingLastPathComponent()
-        while let d = dir, d.path != "/" {
-            if FileManager.default.isExecutableFile(atPath: d.path + "/robit") { return d.path + "/robit" }
-            dir = d.deletingLastPathComponent()
-        }
-        return packageRoot + "/.build/debug/robit"
-    }
+    /// RobitTestSupport's `RobitBinary` (a missing binary fails under CI=true).
+    static var binary: String { (try? RobitBinary.path()) ?? packageRoot + "/.build/debug/robit" }
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 

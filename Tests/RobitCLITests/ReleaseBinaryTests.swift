@@ -1,5 +1,6 @@
 import Foundation
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// The binary users run: `.build/release/robit` as `scripts/setup` builds it (or `$ROBIT_BIN`), run
@@ -19,17 +20,12 @@ import Testing
     }
 
     static func missing(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Never {
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("prerequisite missing under CI=true: \(what)", sourceLocation: sourceLocation)
-            throw CancellationError()
-        }
-        try Test.cancel("skipped: \(what)", sourceLocation: sourceLocation)
+        try TestEnv.missing(what, sourceLocation: sourceLocation)
     }
 
-    static func requireRuntime(_ name: String) throws {
-        guard getuid() == 0 else { try missing("robit run creates sandboxes and must run as root") }
-        guard let kind = RuntimeKind(rawValue: name) else { throw CancellationError() }
-        do { _ = try Runtime.locate(kind) } catch { try missing("\(name) is not installed: \(error)") }
+    static func requireRuntime(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        guard let kind = RuntimeKind(rawValue: name) else { try TestEnv.missing("no runtime named \(name)", sourceLocation: sourceLocation) }
+        try TestEnv.require(kind, sourceLocation: sourceLocation)
     }
 
     /// Runs `binary args` and describes a bad exit: a signal by name, or the status and stderr's tail.

@@ -1,5 +1,6 @@
 import Foundation
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// The egress address pool (docs/network.md): configurable, validated, refused when it overlaps a

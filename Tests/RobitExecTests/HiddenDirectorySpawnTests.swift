@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 @testable import RobitExec
+import RobitTestSupport
 import Testing
 
 /// `ChildProcess.hiddenDirectory`: how runsc starts with /proc/sys/net hidden (see

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// `KernelNetwork`: the rtnetlink and libnftables calls behind a sandbox's network, and their error

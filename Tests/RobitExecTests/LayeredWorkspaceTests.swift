@@ -1,6 +1,7 @@
 import Foundation
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// A run's workspace (docs/sandbox.md, "The run's workspace"): an overlay over the user's directory,

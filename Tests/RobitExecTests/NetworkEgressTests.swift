@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 @testable import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// Security invariant 3: a sandbox reaches exactly the TCP destinations of its allowlist, under

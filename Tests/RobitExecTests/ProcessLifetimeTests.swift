@@ -1,6 +1,7 @@
 import Foundation
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// A tool call's processes end with the call (docs/sandbox.md, "Process lifetime"), however they

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// Policies that fail at load (invariant 7) and the CLI's lifecycle: exit statuses, output streams,

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// Limits (security invariant 2): /tmp size, pids, memory, wall clock and output, for each runtime.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// Attacks found in review: each one must stay closed.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 /// Security invariant 2 (and 3, 4, 7 as they apply to one sandbox), for each runtime.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 @testable import RobitExec
 import RobitOCI
+import RobitTestSupport
 import Testing
 
 // robit's CLI is a child subreaper: the processes a runtime leaves running (runsc's sandbox and gofer,

@@ -13,47 +13,9 @@ import Testing
 /// another (sandboxes compete for 2 cores, and the output test measures this process's memory).
 @Suite(.serialized) struct ExecIntegration {}
 
-enum TestEnv {
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
-    static let isRoot = geteuid() == 0
-    static let allRuntimes: [RuntimeKind] = [.runsc, .crun, .runc]
+extension TestEnv {
     /// The runtimes the CLI lifecycle tests drive.
     static let cliRuntimes: [RuntimeKind] = [.runsc, .crun, .runc]
-
-    static let user = User(uid: 65532, gid: 65532)
-    static let limits = SandboxLimits(memory: 256 << 20, pids: 64, cpu: 1.0, tmpSize: 8 << 20)
-
-    /// A missing prerequisite: fails under CI=true, else skips the current test (case).
-    static func missing(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Never {
-        if isCI {
-            Issue.record("prerequisite missing under CI=true: \(what)", sourceLocation: sourceLocation)
-            throw PrerequisiteMissing(what: what)
-        }
-        try Test.cancel("skipped: \(what)", sourceLocation: sourceLocation)
-    }
-
-    /// Root and the runtime `kind`, or the test is skipped (failed under CI).
-    static func require(_ kind: RuntimeKind, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        guard isRoot else { try missing("these tests create sandboxes and must run as root", sourceLocation: sourceLocation) }
-        do {
-            _ = try Runtime.locate(kind)
-        } catch {
-            try missing("\(kind.rawValue) is not installed: \(error)", sourceLocation: sourceLocation)
-        }
-        _ = try initBinary(sourceLocation: sourceLocation)
-        if kind == .crun, CgroupMounts.current().crunHybridQuirk {
-            try missing("crun refuses this host's hybrid cgroups; run: \(Doctor.hugetlbFix)", sourceLocation: sourceLocation)
-        }
-    }
-
-    static func initBinary(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        do {
-            return try InitBinary.locate()
-        } catch {
-            try missing("robit-init is not built (swift build --scratch-path .build-exectests --product robit-init): \(error)",
-                        sourceLocation: sourceLocation)
-        }
-    }
 
     /// The unique secret placed in this process's environment before any sandbox is created.
     static let secret: String = {
@@ -61,11 +23,6 @@ enum TestEnv {
         setenv("ROBIT_TEST_SECRET", value, 1)
         return value
     }()
-}
-
-struct PrerequisiteMissing: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "prerequisite missing: \(what)" }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -248,30 +205,6 @@ final class HostListener: @unchecked Sendable {
 
 // MARK: - The robit CLI as a subprocess
 
-enum RobitBinary {
-    static var packageRoot: String { Repository.root }
-
-    /// `$ROBIT_BIN`, the build directory of this test bundle, or .build-exectests/debug/robit.
-    static func path(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["ROBIT_BIN"], !env.isEmpty { candidates.append(env) }
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            var dir = (exe as NSString).deletingLastPathComponent
-            for _ in 0..<4 where dir.count > 1 {
-                candidates.append(dir + "/robit")
-                dir = (dir as NSString).deletingLastPathComponent
-            }
-        }
-        candidates.append(packageRoot + "/.build-exectests/debug/robit")
-        for c in candidates {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue, access(c, X_OK) == 0 { return c }
-        }
-        try TestEnv.missing("the robit binary was not found (looked in \(candidates.joined(separator: ", "))); build it with "
-                            + "`swift build --scratch-path .build-exectests --product robit` or set ROBIT_BIN", sourceLocation: sourceLocation)
-    }
-}
-
 /// A robit process started by a test, its stdout and stderr going to files.
 final class RobitProcess: @unchecked Sendable {
     let process = Foundation.Process()
@@ -339,20 +272,7 @@ enum HostTraces {
     static var sandboxesDir: String { stateRoot + "/sandboxes" }
 
     /// Ids a runtime lists (`RUNTIME list --quiet`), run independently of robit; nil when listing fails.
-    static func containerIDs(_ kind: RuntimeKind) async -> [String]? {
-        guard let runtime = try? Runtime.locate(kind) else { return [] }
-        let p = Foundation.Process()
-        p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["list", "--quiet"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        while p.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        guard p.terminationReason == .exit, p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-    }
+    static func containerIDs(_ kind: RuntimeKind) async -> [String]? { await RuntimeListing.ids(kind) }
 
     /// Everything of sandbox `id` still on the host: containers, cgroup dirs, mounts, the state dir.
     static func leftovers(of id: String) async -> [String] {

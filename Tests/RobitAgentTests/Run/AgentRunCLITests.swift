@@ -3,26 +3,12 @@ import Glibc
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// The robit binary built next to this test bundle (or `$ROBIT_BIN`).
 enum RobitCLI {
-    static func path() throws -> String {
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["ROBIT_BIN"], !env.isEmpty { candidates.append(env) }
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            var dir = (exe as NSString).deletingLastPathComponent
-            for _ in 0..<4 where dir.count > 1 {
-                candidates.append(dir + "/robit")
-                dir = (dir as NSString).deletingLastPathComponent
-            }
-        }
-        for c in candidates {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: c, isDirectory: &isDirectory), !isDirectory.boolValue, access(c, X_OK) == 0 { return c }
-        }
-        try ToolTestEnv.missing("the robit binary was not found (looked in \(candidates.joined(separator: ", "))); `swift build` or set ROBIT_BIN")
-    }
+    static func path() throws -> String { try RobitBinary.path() }
 
     /// A robit process with only `environment`; stdout and stderr go to files.
     final class Running: @unchecked Sendable {
@@ -75,7 +61,7 @@ enum RobitCLI {
     /// Then `robit resume` finishes the run in a new sandbox, one audit chain with a `resumed` record.
     @Test(arguments: [RuntimeKind.crun, .runsc])
     func interruptThenResume(runtime: RuntimeKind) async throws {
-        try ToolTestEnv.require(runtime)
+        try TestEnv.require(runtime)
         let h = try RunHarness()
         let server = try FakeProviderServer { n in
             switch n {
@@ -153,7 +139,7 @@ enum RobitCLI {
     /// SIGINT while the model is slow to answer: exit 130 at once, not when the model finishes; the
     /// resumed run asks the model again and ends with exit 0.
     @Test func interruptDuringASlowModelThenResume() async throws {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         let server = try FakeProviderServer { n in
             if n == 0 {
@@ -201,7 +187,7 @@ enum RobitCLI {
 
     /// `--json`: one JSON object on stdout with the run's summary; exit 0.
     @Test func jsonSummary() async throws {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         let server = try scriptedServer(AgentRunTests.happyTurns(.openai))
         defer { server.stop() }

@@ -2,6 +2,7 @@ import Foundation
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// Whole runs whose provider misbehaves (scenario 3) or whose model misbehaves (scenarios 4, 5).
@@ -14,7 +15,7 @@ import Testing
 
     func run(_ server: FakeProviderServer, budget: String? = nil, options: HTTPProviderOptions? = RunHarness.fastOptions,
              prepare: (RunHarness) throws -> Void = { _ in }) async throws -> (RunHarness, RunSummary) {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         try prepare(h)
         if let budget {

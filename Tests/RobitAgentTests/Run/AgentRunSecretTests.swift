@@ -2,13 +2,14 @@ import Foundation
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// Scenario 7: the API key never reaches the audit log, its blobs, the run store, or tool output
 /// sent back to the model, even when the model itself sends the key into the sandbox.
 @Suite(.serialized) struct AgentRunSecretTests {
     @Test func theKeyIsRedactedEverywhere() async throws {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         let key = RunHarness.secret
         let calls: [ProviderWire.Call] = [
@@ -62,7 +63,7 @@ import Testing
     /// final answer, --json and the patch, which says how many it replaced.
     @Test(arguments: ["K3y6ab", "K3y7abc", "K3y8abcd"])
     func shortKeysAreHiddenEverywhereTheRunWrites(_ key: String) async throws {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness(key: key)
         let calls: [ProviderWire.Call] = [
             .init("k_echo", "shell", json: ["command": "echo key=\(key)"]),

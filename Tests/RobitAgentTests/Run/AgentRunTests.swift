@@ -2,6 +2,7 @@ import Foundation
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// A provider's wire format as the end-to-end tests need it.
@@ -47,7 +48,7 @@ enum Flavor: String, CaseIterable, Sendable {
     }
 
     func happyPath(_ flavor: Flavor, runtime: RuntimeKind, split: Int? = nil) async throws {
-        try ToolTestEnv.require(runtime)
+        try TestEnv.require(runtime)
         let h = try RunHarness()
         let server = try scriptedServer(Self.happyTurns(flavor), split: split)
         defer { server.stop() }
@@ -131,7 +132,7 @@ enum Flavor: String, CaseIterable, Sendable {
 
     /// Chunks of 7 bytes cut through multi-byte characters and JSON tokens at other places.
     @Test func oddChunksWithOneCharacterDeltas() async throws {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         let server = try scriptedServer(Self.happyTurns(.openai, piece: 1), split: 7)
         defer { server.stop() }

@@ -2,6 +2,7 @@ import Foundation
 @testable import RobitAgent
 import RobitAudit
 import RobitExec
+import RobitTestSupport
 import Testing
 
 /// The audit log grows by at most about what the model sent (docs/audit-format.md, "What is kept"):
@@ -21,7 +22,7 @@ import Testing
 
     /// A replay-provider run (no HTTP, whose response cap is 16 MiB) of turns that write files.
     func run(_ writes: [(path: String, content: String)], budget: String = "{ max_steps: 12, max_tokens: 100000000, max_wall: 5m }") async throws -> (RunHarness, RunSummary) {
-        try ToolTestEnv.require(.crun)
+        try TestEnv.require(.crun)
         let h = try RunHarness()
         var script = ""
         for (i, w) in writes.enumerated() {

@@ -152,22 +152,7 @@ final class RunHarness: @unchecked Sendable {
 }
 
 /// What an OCI runtime lists (`RUNTIME list --quiet`); nil when listing fails.
-enum RuntimeList {
-    static func ids(_ kind: RuntimeKind) async -> [String]? {
-        guard let runtime = try? Runtime.locate(kind) else { return nil }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: runtime.path)
-        p.arguments = ["list", "--quiet"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        while p.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        guard p.terminationReason == .exit, p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-    }
-}
+typealias RuntimeList = RuntimeListing
 
 /// The JSON body of a request the fake server received.
 extension FakeProviderServer.Received {
