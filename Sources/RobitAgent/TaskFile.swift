@@ -50,11 +50,17 @@ public struct TaskFile: Sendable, Equatable {
     /// - Throws: `TaskFileError` when the file cannot be read (missing, a directory, over 1 MiB, not UTF-8)
     ///   or is not a valid task.
     public static func load(path: String) throws(TaskFileError) -> TaskFile {
+        try read(path: path).task
+    }
+
+    /// Reads the task file at `path` once: the task, and the very bytes it was parsed from (what a run
+    /// hashes and keeps in its audit log).
+    public static func read(path: String) throws(TaskFileError) -> (task: TaskFile, bytes: Data) {
         let data = try TaskFileReader.read(path: path)
         let text = try TaskFileReader.decodeUTF8(data, file: path)
         let absolute = TaskPaths.absolute(path)
         let directory = TaskPaths.normalize((absolute as NSString).deletingLastPathComponent)
-        return try parse(text, file: path, baseDirectory: directory)
+        return (try parse(text, file: path, baseDirectory: directory), data)
     }
 
     /// Parses and validates task-file text.

@@ -17,7 +17,8 @@ public enum SandboxAudit {
                                  environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(RunSetupError) -> (directory: String, signer: AuditSigningKey?) {
         let directory = explicit ?? defaultDirectory(run: run, environment: environment)
-        if let problem = placementProblem(directory, what: "audit directory", options: options, id: run) {
+        let visible = visiblePaths(options, id: run)
+        if let problem = placementProblem(directory, what: "audit directory", visible: visible) {
             throw RunSetupError(.invalidInput, problem)
         }
         let resolved: (key: AuditSigningKey, path: String)?
@@ -25,16 +26,15 @@ public enum SandboxAudit {
             throw RunSetupError(.invalidInput, error.message)
         }
         guard let (signer, path) = resolved else { return (directory, nil) }
-        if let problem = placementProblem(path, what: "signing key", options: options, id: run) {
+        if let problem = placementProblem(path, what: "signing key", visible: visible) {
             throw RunSetupError(.invalidInput, problem)
         }
         return (directory, signer)
     }
 
-    /// Why `path` may not hold an audit log or key for a sandbox with these options: it lies inside the
-    /// workspace or inside a host path mounted into the sandbox. nil = fine.
-    public static func placementProblem(_ path: String, what: String, options: SandboxOptions, id: String) -> String? {
-        let target = resolved(path)
+    /// The host paths a sandbox with these options can see, each with what it is in the sandbox: the
+    /// workspace, every host path bind-mounted into it, and a prepared rootfs.
+    static func visiblePaths(_ options: SandboxOptions, id: String) -> [(source: String, label: String)] {
         var visible: [(String, String)] = [(options.workspace, "the workspace")]
         if let configuration = try? options.configuration(id: id) {
             let spec = SpecGenerator.spec(for: configuration, rootfsPath: "/nonexistent-robit-rootfs")
@@ -45,6 +45,12 @@ public enum SandboxAudit {
             }
             if case .path(let rootfs) = configuration.rootfs { visible.append((rootfs, "the sandbox's rootfs")) }
         }
+        return visible
+    }
+
+    /// Why `path` may not hold an audit log or key: it lies inside one of the `visible` paths. nil = fine.
+    static func placementProblem(_ path: String, what: String, visible: [(source: String, label: String)]) -> String? {
+        let target = resolved(path)
         for (source, label) in visible where !source.isEmpty {
             let real = resolved(source)
             if target == real || target.hasPrefix(real == "/" ? "/" : real + "/") {

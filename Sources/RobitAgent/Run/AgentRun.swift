@@ -87,15 +87,10 @@ public enum AgentRun {
     /// Starts a new run of a task file.
     public static func start(_ request: RunRequest, events: @escaping @Sendable (LoopEvent) -> Void = { _ in },
                              notice: @escaping @Sendable (String) -> Void = { _ in }) async throws(RunSetupError) -> RunSummary {
-        let taskData: Data
-        var task: TaskFile
-        do {
-            task = try TaskFile.load(path: request.taskPath)
-            taskData = try Data(contentsOf: URL(fileURLWithPath: request.taskPath))
-        } catch let error as TaskFileError {
-            throw RunSetupError(.invalidInput, error.description)
-        } catch {
-            throw RunSetupError(.invalidInput, "cannot read \(request.taskPath): \(error.localizedDescription)")
+        // Parsed from the bytes that are hashed and kept: the file is read once.
+        var (task, taskData): (TaskFile, Data)
+        do { (task, taskData) = try TaskFile.read(path: request.taskPath) } catch {
+            throw RunSetupError(.invalidInput, error.description, underlying: error)
         }
         if let model = request.model { task.model.name = model }
         if let workspace = request.workspace { task.workspace.path = URL(fileURLWithPath: workspace).standardizedFileURL.path }
