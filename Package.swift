@@ -50,7 +50,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "robit", dependencies: ["RobitCLI", "RobitExec"], swiftSettings: strict),
-        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys"], swiftSettings: strict),
+        // Benchmarks (scripts/bench): their code and C helpers live here, not in robit's modules.
+        .target(name: "CRobitBench", path: "Sources/CRobitBench"),
+        .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys", "CRobitBench"], swiftSettings: strict),
         // What every test target shares: the checkout's root, the documented audit record layouts.
         .target(name: "RobitTestSupport", dependencies: ["RobitAudit", "RobitExec", "RobitOCI"], path: "Tests/RobitTestSupport", swiftSettings: strict),
         .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI", "RobitTestSupport"], swiftSettings: strict),

@@ -9,26 +9,26 @@ import RobitOCI
 /// lexically normalized. Sections the file leaves out get the defaults documented on each type.
 public struct TaskFile: Sendable, Equatable {
     /// The only schema version this robit reads.
-    public static let supportedVersion = 1
+    static let supportedVersion = 1
     /// Task files larger than this are refused.
-    public static let maxFileSize = 1 << 20
+    static let maxFileSize = 1 << 20
 
-    public var version: Int
+    var version: Int
     /// Task name (letters, digits, `.`, `_`, `-`); defaults to the file name without its extension.
-    public var name: String
-    public var model: Model
+    var name: String
+    var model: Model
     /// System prompt; nil when the file has none.
-    public var system: String?
-    public var prompt: String
-    public var workspace: Workspace
-    public var sandbox: Sandbox
+    var system: String?
+    var prompt: String
+    var workspace: Workspace
+    var sandbox: Sandbox
     /// Built-in tools offered to the model; all of them unless the file says otherwise.
-    public var tools: [BuiltinTool]
-    public var customTools: [CustomTool]
-    public var budget: Budget
-    public var output: Output
+    var tools: [BuiltinTool]
+    var customTools: [CustomTool]
+    var budget: Budget
+    var output: Output
 
-    public init(version: Int = TaskFile.supportedVersion, name: String, model: Model, system: String? = nil, prompt: String,
+    init(version: Int = TaskFile.supportedVersion, name: String, model: Model, system: String? = nil, prompt: String,
                 workspace: Workspace, sandbox: Sandbox = Sandbox(), tools: [BuiltinTool] = BuiltinTool.allCases,
                 customTools: [CustomTool] = [], budget: Budget = Budget(), output: Output = Output()) {
         self.version = version
@@ -55,7 +55,7 @@ public struct TaskFile: Sendable, Equatable {
 
     /// Reads the task file at `path` once: the task, and the very bytes it was parsed from (what a run
     /// hashes and keeps in its audit log).
-    public static func read(path: String) throws(TaskFileError) -> (task: TaskFile, bytes: Data) {
+    static func read(path: String) throws(TaskFileError) -> (task: TaskFile, bytes: Data) {
         let data = try TaskFileReader.read(path: path)
         let text = try TaskFileReader.decodeUTF8(data, file: path)
         let absolute = TaskPaths.absolute(path)
@@ -71,7 +71,7 @@ public struct TaskFile: Sendable, Equatable {
     ///   - baseDirectory: directory that relative paths in the file are resolved against; a relative
     ///     one is taken relative to the current directory.
     /// - Throws: `TaskFileError` naming the file, line and key path of the first problem.
-    public static func parse(_ text: String, file: String, baseDirectory: String) throws(TaskFileError) -> TaskFile {
+    static func parse(_ text: String, file: String, baseDirectory: String) throws(TaskFileError) -> TaskFile {
         let root = try YAMLDocument.compose(text, file: file)
         let decoder = TaskFileDecoder(file: file, baseDirectory: TaskPaths.normalize(TaskPaths.absolute(baseDirectory)))
         return try decoder.decode(root)

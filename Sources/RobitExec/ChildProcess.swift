@@ -32,20 +32,20 @@ public struct CapturedOutput: Sendable, Equatable {
 
 /// A host process run to completion with stdout and stderr drained concurrently (no pipe deadlock),
 /// a deadline, and the process-wide interrupt (SIGINT/SIGTERM) watched while it runs.
-struct ChildProcess {
-    enum Stdio {
+package struct ChildProcess {
+    package enum Stdio {
         case capture
         case null
         case file(String)
     }
 
-    struct Result {
-        var status: TerminationStatus
-        var stdout: CapturedOutput
-        var stderr: CapturedOutput
-        var duration: Duration
-        var timedOut: Bool
-        var interrupted: Bool
+    package struct Result {
+        package var status: TerminationStatus
+        package var stdout: CapturedOutput
+        package var stderr: CapturedOutput
+        package var duration: Duration
+        package var timedOut: Bool
+        package var interrupted: Bool
     }
 
     struct SpawnError: Error, CustomStringConvertible {
@@ -82,6 +82,7 @@ struct ChildProcess {
     /// empty read-only tmpfs (see `Runtime.startCommand`). If that cannot be set up, it never starts.
     var hiddenDirectory: String?
 
+
     /// The processes started here and not reaped yet (their pids cannot be reused): the subreaper's
     /// sweep (`Subreaper.reapOrphans`) and adoption leave them alone.
     static let unreaped = Locked<Set<pid_t>>([])
@@ -96,7 +97,7 @@ struct ChildProcess {
 
     /// Runs the process from a blocking thread (`BlockingThreads`) and returns when it has ended and
     /// its output is drained.
-    func run() async throws -> Result {
+    package func run() async throws -> Result {
         try await BlockingThreads.run { try self.runBlocking() }
     }
 
@@ -283,7 +284,7 @@ extension Duration {
         let (s, a) = components
         return s * 1000 + a / 1_000_000_000_000_000
     }
-    var nanoseconds: Int64 {
+    package var nanoseconds: Int64 {
         let (s, a) = components
         return s * 1_000_000_000 + a / 1_000_000_000
     }
@@ -312,4 +313,17 @@ public enum Interrupts {
     }
 
     public static var pending: Bool { signal != nil }
+}
+
+extension ChildProcess {
+    /// For robit-bench, which spawns the bare runtime with the same code robit does.
+    package init(executable: String, arguments: [String], stdout: Stdio = .capture, stderr: Stdio = .capture,
+                 outputLimit: Int = 1 << 20, interruptible: Bool = true) {
+        self.executable = executable
+        self.arguments = arguments
+        self.stdout = stdout
+        self.stderr = stderr
+        self.outputLimit = outputLimit
+        self.interruptible = interruptible
+    }
 }

@@ -30,7 +30,7 @@ public struct Runtime: Sendable, Equatable {
 
     /// Flags every invocation gets. runsc needs the same flags on every verb, and applies the
     /// spec's seccomp profile only when told to.
-    var globalArguments: [String] {
+    package var globalArguments: [String] {
         switch kind {
         case .runsc: return ["--platform=ptrace", joinsNetwork ? "--network=sandbox" : "--network=none", "--oci-seccomp"]
         case .crun, .runc: return []
@@ -39,7 +39,7 @@ public struct Runtime: Sendable, Equatable {
 
     /// `run --detach`, writing the pid of the process it leaves running (runsc's sandbox process,
     /// crun's and runc's container init) to `Runtime.pidFile(bundle:)`.
-    func runDetached(bundle: String, id: String) -> [String] {
+    package func runDetached(bundle: String, id: String) -> [String] {
         globalArguments + ["run", "--detach", "--pid-file", Self.pidFile(bundle: bundle), "--bundle", bundle, id]
     }
 
@@ -48,7 +48,7 @@ public struct Runtime: Sendable, Equatable {
     /// After `runDetached`, in a subreaper (`Subreaper`): the processes the runtime left running for
     /// sandbox `id`, now this process's children, watched and reaped when they end. runsc's gofer is
     /// named in runsc's own state file; it must be adopted too, since `runsc delete` waits for it.
-    func adoptDetached(bundle: String, id: String) async -> [AdoptedProcess] {
+    package func adoptDetached(bundle: String, id: String) async -> [AdoptedProcess] {
         guard Subreaper.isEnabled else { return [] }
         var more: [pid_t] = []
         if kind == .runsc, let data = FileManager.default.contents(atPath: "/var/run/runsc/\(id)_sandbox:\(id).state"),

@@ -25,7 +25,7 @@ public struct SandboxState: Sendable {
         var scratch: String?
     }
 
-    func writeOwner(id: String, runtime: RuntimeKind, workspace: String?, scratch: String? = nil) throws {
+    package func writeOwner(id: String, runtime: RuntimeKind, workspace: String?, scratch: String? = nil) throws {
         let dir = directory(for: id)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let me = getpid()
@@ -177,7 +177,7 @@ public enum Janitor {
 
     /// Removes the container (under each candidate runtime), its cgroups, any mounts below its state
     /// directory, and the directory. Returns what could not be removed.
-    static func teardown(id: String, runtimes: [RuntimeKind], state: SandboxState, adopted: [AdoptedProcess] = []) async -> [String] {
+    package static func teardown(id: String, runtimes: [RuntimeKind], state: SandboxState, adopted: [AdoptedProcess] = []) async -> [String] {
         // The network goes while the runtime deletes the container: its first step removes the veth,
         // which cuts the sandbox off, and the kernel's waits for that and for the nft table overlap the runtime's.
         async let network = SandboxNetwork.tearDown(id: id)

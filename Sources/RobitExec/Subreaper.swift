@@ -55,7 +55,7 @@ public enum Subreaper {
 /// A process a runtime left running for sandbox `id` that became this process's child (see
 /// `Subreaper`). A thread of its own waits for it and reaps it when it ends; `kill()` and
 /// `waitUntilGone` go through a pidfd, so a reused pid is never signalled.
-final class AdoptedProcess: Sendable {
+package final class AdoptedProcess: Sendable {
     let pid: pid_t
     private let fd: Int32
 

@@ -3,6 +3,7 @@ import Foundation
 import RobitAudit
 import RobitExec
 import RobitOCI
+import CRobitBench
 import CRobitSys
 
 let args = Array(CommandLine.arguments.dropFirst())

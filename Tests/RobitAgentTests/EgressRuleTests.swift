@@ -1,5 +1,5 @@
 import Foundation
-import RobitAgent
+@testable import RobitAgent
 import Testing
 
 struct EgressRuleTests {

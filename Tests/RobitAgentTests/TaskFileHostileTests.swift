@@ -1,5 +1,5 @@
 import Foundation
-import RobitAgent
+@testable import RobitAgent
 import Testing
 
 /// One bad task file and exactly where its error must point.

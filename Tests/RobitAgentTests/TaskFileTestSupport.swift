@@ -1,5 +1,5 @@
 import Foundation
-import RobitAgent
+@testable import RobitAgent
 
 /// The task.yaml example of PRODUCT.md, verbatim (comments included). Line numbers matter to the tests.
 let productExample = """

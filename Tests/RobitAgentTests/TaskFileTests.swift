@@ -1,6 +1,6 @@
 import Foundation
 import RobitExec
-import RobitAgent
+@testable import RobitAgent
 import RobitOCI
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import RobitAgent
+@testable import RobitAgent
 import RobitExec
 import RobitOCI
 import RobitTestSupport

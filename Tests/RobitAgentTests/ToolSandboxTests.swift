@@ -1,7 +1,7 @@
 import Foundation
 import RobitAudit
 import Glibc
-import RobitAgent
+@testable import RobitAgent
 import RobitExec
 import RobitOCI
 import RobitSync

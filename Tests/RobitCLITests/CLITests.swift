@@ -3,7 +3,7 @@ import Foundation
 import RobitTestSupport
 import Testing
 @testable import RobitCLI
-import RobitAgent
+@testable import RobitAgent
 import RobitExec
 import RobitOCI
 

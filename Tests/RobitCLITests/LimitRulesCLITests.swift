@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 @testable import RobitCLI
-import RobitAgent
+@testable import RobitAgent
 import RobitOCI
 import Testing
 
@@ -33,7 +33,7 @@ struct LimitRulesCLITests {
             if ["memory", "pids", "cpu", "tmp-size"].contains(flag) {
                 _ = try command.sandbox.options()
             } else {
-                try command.checkedLimits()
+                _ = try command.checkedLimits()
             }
             return nil
         } catch let error as ValidationError {

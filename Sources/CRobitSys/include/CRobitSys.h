@@ -78,10 +78,6 @@ int robit_net_set_link_down(const char *name);
 /// Detaches the namespace bind mount `ns_path` and removes the file. 0, ENOENT when there is none, or an errno.
 int robit_net_remove_namespace(const char *ns_path);
 
-/// For scripts/bench net: what runsc's network start asks of the kernel for each interface, alone.
-/// In a new network namespace on a thread of its own, binds an AF_PACKET socket (ETH_P_ALL) to the
-/// loopback and sets up a PACKET_RX_RING; returns how long each took. 0 or an errno.
-int robit_bench_packet_setup(double *bind_ms, double *ring_ms);
 
 /// Runs nft `commands` through libnftables (loaded with dlopen on first use; calls are serialized).
 /// With `json`, the output is JSON. Returns 0 (ok), 1 (nft failed; `*error` holds its message),

@@ -5,8 +5,8 @@ import RobitOCI
 
 /// A record to append: its type and its `data`, built only by `AuditRecords`.
 public struct AuditEvent: Sendable {
-    public let type: String
-    public let data: AuditValue
+    let type: String
+    let data: AuditValue
 }
 
 extension AuditLog {
@@ -16,20 +16,20 @@ extension AuditLog {
 }
 
 /// What the sandbox reported about one command, beyond its output: the facts `tool.result` records.
-public struct ExecFacts: Sendable, Equatable {
-    public var argv: [String]
-    public var exitCode: Int32
-    public var duration: Duration
-    public var stdoutBytes: Int
-    public var stderrBytes: Int
-    public var timedOut: Bool
-    public var outOfMemory: Bool
-    public var interrupted: Bool
-    public var signal: Int32?
-    public var sandboxRestarted: Bool
-    public var notes: [String]
+struct ExecFacts: Sendable, Equatable {
+    var argv: [String]
+    var exitCode: Int32
+    var duration: Duration
+    var stdoutBytes: Int
+    var stderrBytes: Int
+    var timedOut: Bool
+    var outOfMemory: Bool
+    var interrupted: Bool
+    var signal: Int32?
+    var sandboxRestarted: Bool
+    var notes: [String]
 
-    public init(argv: [String], result: ExecResult) {
+    init(argv: [String], result: ExecResult) {
         self.argv = argv
         exitCode = result.exitCode
         duration = result.duration

@@ -6,7 +6,7 @@ import RobitOCI
 /// The audit records of what RobitExec does in a run, shared by `robit sandbox run` and `robit run`.
 public enum SandboxAudit {
     /// Default audit directory of a run: `$XDG_STATE_HOME/robit/runs/<run>` (~/.local/state/robit/runs/<run>).
-    public static func defaultDirectory(run: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    static func defaultDirectory(run: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         RobitPaths.state(environment) + "/runs/" + run
     }
 

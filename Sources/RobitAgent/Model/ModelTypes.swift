@@ -2,12 +2,12 @@
 // its own wire format.
 
 /// A tool the model may call: its name, what it does, and the JSON Schema of its arguments.
-public struct ToolSpec: Sendable, Equatable {
-    public var name: String
-    public var description: String
-    public var parameters: JSONValue
+struct ToolSpec: Sendable, Equatable {
+    var name: String
+    var description: String
+    var parameters: JSONValue
 
-    public init(name: String, description: String, parameters: JSONValue) {
+    init(name: String, description: String, parameters: JSONValue) {
         self.name = name
         self.description = description
         self.parameters = parameters
@@ -16,33 +16,33 @@ public struct ToolSpec: Sendable, Equatable {
 
 /// One tool call of a model turn. `arguments` holds the exact JSON text the model sent (concatenated
 /// deltas when streamed), never re-encoded: it is validated and audited as received.
-public struct ToolCall: Sendable, Equatable {
-    public var id: String
-    public var name: String
-    public var arguments: String
+struct ToolCall: Sendable, Equatable {
+    var id: String
+    var name: String
+    var arguments: String
 
-    public init(id: String, name: String, arguments: String) {
+    init(id: String, name: String, arguments: String) {
         self.id = id
         self.name = name
         self.arguments = arguments
     }
 }
 
-public enum Message: Sendable, Equatable {
+enum Message: Sendable, Equatable {
     case user(String)
     case assistant(text: String, toolCalls: [ToolCall])
     /// The result of one tool call, answered in call order after the assistant turn that asked for it.
     case tool(callID: String, name: String, content: String, isError: Bool)
 }
 
-public struct ModelRequest: Sendable, Equatable {
-    public var model: String
-    public var system: String?
-    public var messages: [Message]
-    public var tools: [ToolSpec]
-    public var maxOutputTokens: Int?
+struct ModelRequest: Sendable, Equatable {
+    var model: String
+    var system: String?
+    var messages: [Message]
+    var tools: [ToolSpec]
+    var maxOutputTokens: Int?
 
-    public init(model: String, system: String? = nil, messages: [Message], tools: [ToolSpec] = [], maxOutputTokens: Int? = nil) {
+    init(model: String, system: String? = nil, messages: [Message], tools: [ToolSpec] = [], maxOutputTokens: Int? = nil) {
         self.model = model
         self.system = system
         self.messages = messages
@@ -51,18 +51,18 @@ public struct ModelRequest: Sendable, Equatable {
     }
 }
 
-public struct Usage: Sendable, Equatable {
-    public var inputTokens: Int
-    public var outputTokens: Int
-    public var total: Int { inputTokens + outputTokens }
+struct Usage: Sendable, Equatable {
+    var inputTokens: Int
+    var outputTokens: Int
+    var total: Int { inputTokens + outputTokens }
 
-    public init(inputTokens: Int = 0, outputTokens: Int = 0) {
+    init(inputTokens: Int = 0, outputTokens: Int = 0) {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
     }
 }
 
-public enum StopReason: Sendable, Equatable {
+enum StopReason: Sendable, Equatable {
     /// The model is done: its text is the final answer.
     case endTurn
     /// The model asked for tool calls.
@@ -72,26 +72,26 @@ public enum StopReason: Sendable, Equatable {
     case other(String)
 }
 
-public struct ModelResponse: Sendable, Equatable {
-    public var text: String
-    public var toolCalls: [ToolCall]
-    public var stopReason: StopReason
-    public var usage: Usage
+struct ModelResponse: Sendable, Equatable {
+    var text: String
+    var toolCalls: [ToolCall]
+    var stopReason: StopReason
+    var usage: Usage
     /// The provider's request id (`x-request-id`, `request-id`, or the response's `id`), when it sent one.
-    public var requestID: String?
+    var requestID: String?
     /// The exact JSON body robit sent (it never holds the API key, which travels only in a header).
-    public var requestBody: String
+    var requestBody: String
     /// SHA-256 (hex) of `requestBody` when the provider already knows it (it hashes the growing
     /// conversation incrementally); nil = hash `requestBody`.
-    public var requestSHA256: String?
+    var requestSHA256: String?
     /// The exact bytes received for the successful attempt (the JSON body, or the whole SSE stream).
-    public var rawResponse: String
+    var rawResponse: String
     /// HTTP attempts this answer took (1 = no retry).
-    public var attempts: Int
+    var attempts: Int
     /// Wall time from the first attempt to the end of the answer, retries included.
-    public var latency: Duration
+    var latency: Duration
 
-    public init(text: String, toolCalls: [ToolCall], stopReason: StopReason, usage: Usage = Usage(), requestID: String? = nil,
+    init(text: String, toolCalls: [ToolCall], stopReason: StopReason, usage: Usage = Usage(), requestID: String? = nil,
                 requestBody: String = "", requestSHA256: String? = nil, rawResponse: String = "", attempts: Int = 1, latency: Duration = .zero) {
         self.text = text
         self.toolCalls = toolCalls
@@ -107,8 +107,8 @@ public struct ModelResponse: Sendable, Equatable {
 }
 
 /// Why a model call failed after retries. The loop maps every case to exit 4.
-public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
+struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
+    enum Kind: Sendable, Equatable {
         /// The provider answered with an HTTP error status that is not retried (400, 401, 403, 404...) or kept failing.
         case http(status: Int)
         case timeout
@@ -124,20 +124,20 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
         case configuration
     }
 
-    public var kind: Kind
-    public var message: String
+    var kind: Kind
+    var message: String
     /// HTTP attempts made before giving up.
-    public var attempts: Int
+    var attempts: Int
 
-    public init(_ kind: Kind, _ message: String, attempts: Int = 1) {
+    init(_ kind: Kind, _ message: String, attempts: Int = 1) {
         self.kind = kind
         self.message = message
         self.attempts = attempts
     }
 
-    public var description: String { message }
+    var description: String { message }
 }
 
-public protocol ModelProvider: Sendable {
+protocol ModelProvider: Sendable {
     func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse
 }

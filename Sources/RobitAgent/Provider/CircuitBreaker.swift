@@ -5,12 +5,12 @@ import RobitSync
 /// After `failureThreshold` consecutive failed calls (each after its own retries) the breaker opens:
 /// calls fail at once with `.circuitOpen` for `cooldown`. Then one trial call is let through; its
 /// success closes the breaker, its failure opens it for another cooldown.
-public final class CircuitBreaker: Sendable {
-    public struct Configuration: Sendable, Equatable {
-        public var failureThreshold: Int
-        public var cooldown: Duration
+final class CircuitBreaker: Sendable {
+    struct Configuration: Sendable, Equatable {
+        var failureThreshold: Int
+        var cooldown: Duration
 
-        public init(failureThreshold: Int = 5, cooldown: Duration = .seconds(60)) {
+        init(failureThreshold: Int = 5, cooldown: Duration = .seconds(60)) {
             self.failureThreshold = max(1, failureThreshold)
             self.cooldown = cooldown
         }
@@ -22,10 +22,10 @@ public final class CircuitBreaker: Sendable {
         var trialInFlight = false
     }
 
-    public let configuration: Configuration
+    let configuration: Configuration
     private let state = Locked(State())
 
-    public init(_ configuration: Configuration = Configuration()) {
+    init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
@@ -61,7 +61,7 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
-    public var isOpen: Bool {
+    var isOpen: Bool {
         state.withLock { state in state.openUntil.map { ContinuousClock.now < $0 } ?? false }
     }
 }

@@ -10,18 +10,18 @@ struct HTTPRequest: Sendable {
 }
 
 /// Time and size limits of one HTTP attempt.
-public struct HTTPLimits: Sendable, Equatable {
+struct HTTPLimits: Sendable, Equatable {
     /// Longest wait for the TCP (and TLS) connection.
-    public var connectTimeout: Duration
+    var connectTimeout: Duration
     /// Longest time without a single byte from the server once connected (the model may think
     /// before its first token, so this is generous by default).
-    public var idleTimeout: Duration
+    var idleTimeout: Duration
     /// Longest time for the whole attempt.
-    public var totalTimeout: Duration
+    var totalTimeout: Duration
     /// Largest response body accepted; a larger one is aborted and fails with `.tooLarge`.
-    public var maxResponseBytes: Int
+    var maxResponseBytes: Int
 
-    public init(connectTimeout: Duration = .seconds(15), idleTimeout: Duration = .seconds(120),
+    init(connectTimeout: Duration = .seconds(15), idleTimeout: Duration = .seconds(120),
                 totalTimeout: Duration = .seconds(900), maxResponseBytes: Int = 16 << 20) {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout

@@ -3,26 +3,26 @@
 /// Model names match exactly or by the longest known prefix, so dated snapshots
 /// (`claude-sonnet-4-20250514`, `gpt-4.1-mini-2025-04-14`) find their family. Unknown models
 /// (local ones, new ones) have no price: `cost` is nil and the caller reports tokens only.
-public struct PriceTable: Sendable, Equatable {
-    public struct Price: Sendable, Equatable {
-        public var inputPerMillion: Int64
-        public var outputPerMillion: Int64
+struct PriceTable: Sendable, Equatable {
+    struct Price: Sendable, Equatable {
+        var inputPerMillion: Int64
+        var outputPerMillion: Int64
 
-        public init(inputPerMillion: Int64, outputPerMillion: Int64) {
+        init(inputPerMillion: Int64, outputPerMillion: Int64) {
             self.inputPerMillion = inputPerMillion
             self.outputPerMillion = outputPerMillion
         }
 
         /// From USD per million tokens, as providers publish them.
-        public init(usdPerMillionInput input: Double, output: Double) {
+        init(usdPerMillionInput input: Double, output: Double) {
             self.init(inputPerMillion: Int64((input * 1_000_000).rounded()), outputPerMillion: Int64((output * 1_000_000).rounded()))
         }
     }
 
-    public var prices: [String: Price]
+    var prices: [String: Price]
 
     /// List prices (standard tier, uncached input) as published by OpenAI and Anthropic in 2025.
-    public static let defaultPrices: [String: Price] = [
+    static let defaultPrices: [String: Price] = [
         "gpt-5": Price(usdPerMillionInput: 1.25, output: 10),
         "gpt-5-mini": Price(usdPerMillionInput: 0.25, output: 2),
         "gpt-5-nano": Price(usdPerMillionInput: 0.05, output: 0.4),
@@ -45,11 +45,11 @@ public struct PriceTable: Sendable, Equatable {
     ]
 
     /// The default prices with `overrides` replacing or adding entries.
-    public init(overrides: [String: Price] = [:]) {
+    init(overrides: [String: Price] = [:]) {
         prices = PriceTable.defaultPrices.merging(overrides) { _, override in override }
     }
 
-    public func price(model: String) -> Price? {
+    func price(model: String) -> Price? {
         if let exact = prices[model] { return exact }
         let candidates = prices.keys.filter { prefix in
             model.hasPrefix(prefix) && model.dropFirst(prefix.count).first.map { $0 == "-" || $0 == ":" || $0 == "@" } == true
@@ -58,7 +58,7 @@ public struct PriceTable: Sendable, Equatable {
     }
 
     /// The cost of `usage` in micro-USD, rounded up; nil when the model has no known price.
-    public func cost(model: String, usage: Usage) -> Int64? {
+    func cost(model: String, usage: Usage) -> Int64? {
         guard let price = price(model: model) else { return nil }
         let total = Int64(usage.inputTokens) * price.inputPerMillion + Int64(usage.outputTokens) * price.outputPerMillion
         return (total + 999_999) / 1_000_000

@@ -1,19 +1,19 @@
 import Foundation
 
 /// Builds the provider a task file's `model:` section names.
-public enum ProviderFactory {
-    public static let openAIBaseURL = "https://api.openai.com/v1"
-    public static let anthropicBaseURL = "https://api.anthropic.com"
+enum ProviderFactory {
+    static let openAIBaseURL = "https://api.openai.com/v1"
+    static let anthropicBaseURL = "https://api.anthropic.com"
     /// Ollama is spoken to through its OpenAI-compatible endpoint (`/v1/chat/completions`,
     /// streaming tool calls since Ollama 0.4), so it shares the Chat Completions codec.
-    public static let ollamaBaseURL = "http://127.0.0.1:11434/v1"
+    static let ollamaBaseURL = "http://127.0.0.1:11434/v1"
 
     /// - Parameters:
     ///   - model: the task's model section.
     ///   - environment: the host environment the API key is read from (`model.api_key_env`).
     ///   - baseDirectory: directory a relative `model.script` is resolved against.
     ///   - options: timeouts, retries and the circuit breaker of HTTP providers.
-    public static func make(model: TaskFile.Model, environment: [String: String], baseDirectory: String,
+    static func make(model: TaskFile.Model, environment: [String: String], baseDirectory: String,
                             options: HTTPProviderOptions = HTTPProviderOptions()) throws(ProviderError) -> any ModelProvider {
         let keyEnv = model.apiKeyEnv ?? TaskFile.Model.defaultAPIKeyEnv(for: model.provider)
         switch model.provider {

@@ -4,21 +4,21 @@ import RobitSync
 /// Answers model calls from a fixed list of turns, in order, without any network: offline examples,
 /// demos and tests (`provider: replay`). The turns come from a JSONL script (`ReplayScript`) or any
 /// other source, such as a recorded audit log.
-public final class ReplayProvider: ModelProvider {
-    public let turns: [ModelResponse]
+final class ReplayProvider: ModelProvider {
+    let turns: [ModelResponse]
     /// Where the turns came from, for messages.
-    public let source: String
+    let source: String
     private let next = Locked(0)
     /// The request bodies robit would have sent, reconstructed for the audit log (OpenAI's format).
     private let codec = OpenAIChatCodec(name: "replay", baseURL: "", flavor: .compatible, stream: false)
     private let encoding = EncodedConversation()
 
-    public init(turns: [ModelResponse], source: String) {
+    init(turns: [ModelResponse], source: String) {
         self.turns = turns
         self.source = source
     }
 
-    public func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
+    func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
         let started = ContinuousClock.now
         let index: Int? = next.withLock { next in
             guard next < turns.count else { return nil }
@@ -50,8 +50,8 @@ public final class ReplayProvider: ModelProvider {
 /// `replay-<turn>-<call>`, 1-based); `stop_reason` is optional (`end_turn`, `tool_use`,
 /// `max_tokens`; default `tool_use` when there are tool calls, else `end_turn`). Blank lines and
 /// lines starting with `#` are skipped.
-public enum ReplayScript {
-    public static func load(path: String) throws(ProviderError) -> [ModelResponse] {
+enum ReplayScript {
+    static func load(path: String) throws(ProviderError) -> [ModelResponse] {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -67,7 +67,7 @@ public enum ReplayScript {
         return try parse(text, source: path)
     }
 
-    public static func parse(_ text: String, source: String) throws(ProviderError) -> [ModelResponse] {
+    static func parse(_ text: String, source: String) throws(ProviderError) -> [ModelResponse] {
         var turns: [ModelResponse] = []
         for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)

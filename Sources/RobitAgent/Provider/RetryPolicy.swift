@@ -4,19 +4,19 @@ import Foundation
 ///
 /// Retried: connection failures, timeouts, broken streams, 408, 425, 429 and 5xx. Not retried: other
 /// 4xx (a bad key or a bad request fails the same way every time), oversized and malformed answers.
-public struct RetryPolicy: Sendable, Equatable {
+struct RetryPolicy: Sendable, Equatable {
     /// Attempts in all, the first one included.
-    public var maxAttempts: Int
+    var maxAttempts: Int
     /// Wait before the second attempt; it doubles for each further one.
-    public var baseDelay: Duration
+    var baseDelay: Duration
     /// Ceiling of the exponential wait.
-    public var maxDelay: Duration
+    var maxDelay: Duration
     /// Fraction of each exponential wait that is randomized (0 = none, 1 = "full jitter").
-    public var jitter: Double
+    var jitter: Double
     /// The longest `Retry-After` robit honours; a provider asking for more fails the call at once.
-    public var maxRetryAfter: Duration
+    var maxRetryAfter: Duration
 
-    public init(maxAttempts: Int = 4, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30),
+    init(maxAttempts: Int = 4, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30),
                 jitter: Double = 0.5, maxRetryAfter: Duration = .seconds(120)) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay

@@ -1,12 +1,12 @@
 import RobitAudit
 /// Retries, the breaker and timing around a provider's HTTP calls.
 public struct HTTPProviderOptions: Sendable {
-    public var limits: HTTPLimits
-    public var retry: RetryPolicy
+    var limits: HTTPLimits
+    var retry: RetryPolicy
     /// Shared by every call of one provider instance.
-    public var breaker: CircuitBreaker
+    var breaker: CircuitBreaker
 
-    public init(limits: HTTPLimits = HTTPLimits(), retry: RetryPolicy = RetryPolicy(), breaker: CircuitBreaker = CircuitBreaker()) {
+    init(limits: HTTPLimits = HTTPLimits(), retry: RetryPolicy = RetryPolicy(), breaker: CircuitBreaker = CircuitBreaker()) {
         self.limits = limits
         self.retry = retry
         self.breaker = breaker

@@ -13,7 +13,7 @@ public enum RunStatus: String, Sendable {
     case interrupted
     case failed
 
-    public var exit: ExitStatus {
+    var exit: ExitStatus {
         switch self {
         case .done: return .ok
         case .budget: return .budgetExhausted
@@ -24,14 +24,14 @@ public enum RunStatus: String, Sendable {
         }
     }
 
-    public var exitCode: Int32 { exit.code }
+    var exitCode: Int32 { exit.code }
 }
 
-public struct LoopOutcome: Sendable {
-    public var status: RunStatus
-    public var message: String
-    public var finalText: String?
-    public var limit: BudgetLimit?
+struct LoopOutcome: Sendable {
+    var status: RunStatus
+    var message: String
+    var finalText: String?
+    var limit: BudgetLimit?
 }
 
 /// What the loop reports as it goes (for the live status line).
@@ -45,7 +45,7 @@ public enum LoopEvent: Sendable {
 /// The batch-oriented tool-calling loop: ask the model, run the turn's tool calls in the sandbox as one
 /// batch, feed the results back, until the model answers without calls, a budget runs out, or robit is
 /// interrupted. Every request, response, call and result is appended to the audit log.
-public final class AgentLoop: Sendable {
+final class AgentLoop: Sendable {
     let task: TaskFile
     let provider: any ModelProvider
     let providerName: String
@@ -66,7 +66,7 @@ public final class AgentLoop: Sendable {
     /// Wall time already used before this process (a resumed run).
     private let elapsedBefore: Duration
 
-    public init(task: TaskFile, provider: any ModelProvider, tools: ToolRegistry, sandbox: any ToolSandbox, log: AuditLog,
+    init(task: TaskFile, provider: any ModelProvider, tools: ToolRegistry, sandbox: any ToolSandbox, log: AuditLog,
                 prices: PriceTable = PriceTable(), messages: [Message], usage: RunUsage = RunUsage(), elapsedBefore: Duration = .zero,
                 events: @escaping @Sendable (LoopEvent) -> Void = { _ in }) {
         self.task = task
@@ -81,10 +81,10 @@ public final class AgentLoop: Sendable {
         self.state = Locked(State(messages: messages, usage: usage))
     }
 
-    public var usage: RunUsage { state.withLock { $0.usage } }
-    public var messages: [Message] { state.withLock { $0.messages } }
+    var usage: RunUsage { state.withLock { $0.usage } }
+    var messages: [Message] { state.withLock { $0.messages } }
 
-    public func run() async -> LoopOutcome {
+    func run() async -> LoopOutcome {
         let clock = ContinuousClock()
         let start = clock.now
         func elapsed() -> Duration { elapsedBefore + (clock.now - start) }

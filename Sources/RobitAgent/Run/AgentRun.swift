@@ -6,17 +6,17 @@ import RobitSync
 
 /// What `robit run` was asked to do.
 public struct RunRequest: Sendable {
-    public var taskPath: String
-    public var workspace: String?
-    public var runtime: RuntimeKind?
-    public var model: String?
-    public var auditDirectory: String?
-    public var signingKey: String?
-    public var fsync: AuditFsync
-    public var robitVersion: String
-    public var environment: [String: String]
+    var taskPath: String
+    var workspace: String?
+    var runtime: RuntimeKind?
+    var model: String?
+    var auditDirectory: String?
+    var signingKey: String?
+    var fsync: AuditFsync
+    var robitVersion: String
+    var environment: [String: String]
     /// Timeouts, retries and circuit breaker of an HTTP provider; nil = `HTTPProviderOptions()`.
-    public var providerOptions: HTTPProviderOptions?
+    var providerOptions: HTTPProviderOptions?
 
     public init(taskPath: String, workspace: String? = nil, runtime: RuntimeKind? = nil, model: String? = nil, auditDirectory: String? = nil,
                 signingKey: String? = nil, fsync: AuditFsync = .checkpoint, robitVersion: String,
@@ -36,10 +36,10 @@ public struct RunRequest: Sendable {
 
 /// A run that could not start: bad task, flags, key or audit place (exit 2), or a host problem (exit 5).
 public struct RunSetupError: Error, Sendable, CustomStringConvertible {
-    public var status: ExitStatus
+    var status: ExitStatus
     public var message: String
     /// The error this one reports, when there was one.
-    public var underlying: (any Error & Sendable)?
+    var underlying: (any Error & Sendable)?
 
     public init(_ status: ExitStatus, _ message: String, underlying: (any Error & Sendable)? = nil) {
         self.status = status
@@ -53,7 +53,7 @@ public struct RunSetupError: Error, Sendable, CustomStringConvertible {
 
 /// The outcome of a run, as `--json` prints it.
 public struct RunSummary: Sendable {
-    public var run: String
+    var run: String
     public var status: RunStatus
     public var exitCode: Int32
     public var message: String
@@ -64,7 +64,7 @@ public struct RunSummary: Sendable {
     public var patchPath: String?
     /// Secret values replaced in the patch before it was written (it then differs from the workspace).
     public var patchRedactions: Int = 0
-    public var elapsed: Duration
+    var elapsed: Duration
 
     /// The `--json` object: one line, keys sorted.
     public var jsonText: String {

@@ -3,17 +3,17 @@ import RobitAudit
 
 /// Reads a run's conversation back out of its audit log: for `robit resume` (the messages and usage so
 /// far) and for the `replay` provider (the model's recorded answers).
-public struct AuditHistory: Sendable {
-    public var messages: [Message] = []
-    public var responses: [ModelResponse] = []
-    public var usage = RunUsage()
-    public var elapsed: Duration = .zero
-    public var taskText: String?
-    public var taskPath: String?
-    public var run: String?
+struct AuditHistory: Sendable {
+    var messages: [Message] = []
+    var responses: [ModelResponse] = []
+    var usage = RunUsage()
+    var elapsed: Duration = .zero
+    var taskText: String?
+    var taskPath: String?
+    var run: String?
 
     /// `path`: a run's audit directory or its audit.jsonl.
-    public static func load(_ path: String) throws(AuditError) -> AuditHistory {
+    static func load(_ path: String) throws(AuditError) -> AuditHistory {
         let file = AuditFormat.logPath(path)
         let directory = (file as NSString).deletingLastPathComponent
         var history = AuditHistory()

@@ -2,14 +2,14 @@ import Foundation
 
 extension PriceTable {
     /// `$XDG_CONFIG_HOME/robit/prices.json` (~/.config/robit/prices.json), or `ROBIT_PRICES`.
-    public static func configPath(environment: [String: String]) -> String {
+    static func configPath(environment: [String: String]) -> String {
         if let explicit = environment["ROBIT_PRICES"], !explicit.isEmpty { return explicit }
         return RobitPaths.config(environment) + "/prices.json"
     }
 
     /// The built-in prices, overridden by the price config when it exists:
     /// `{"my-model": {"input_usd_per_million": 0.5, "output_usd_per_million": 1.5}, ...}`.
-    public static func load(environment: [String: String]) throws(RunSetupError) -> PriceTable {
+    static func load(environment: [String: String]) throws(RunSetupError) -> PriceTable {
         let path = configPath(environment: environment)
         guard let data = FileManager.default.contents(atPath: path) else {
             if environment["ROBIT_PRICES"] != nil { throw RunSetupError(.invalidInput, "cannot read the price table \(path)") }

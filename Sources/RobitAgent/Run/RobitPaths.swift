@@ -1,15 +1,15 @@
 import Foundation
 
 /// Where robit keeps its state and reads its configuration (XDG base directories).
-public enum RobitPaths {
+enum RobitPaths {
     /// `$XDG_STATE_HOME/robit`, i.e. `~/.local/state/robit`.
-    public static func state(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    static func state(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") { return xdg + "/robit" }
         return home(environment) + "/.local/state/robit"
     }
 
     /// `$XDG_CONFIG_HOME/robit`, i.e. `~/.config/robit`.
-    public static func config(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    static func config(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/robit" }
         return home(environment) + "/.config/robit"
     }

@@ -1,8 +1,8 @@
 /// What a run has used, against the task's budget.
 public struct RunUsage: Sendable, Equatable {
     public var steps = 0
-    public var inputTokens = 0
-    public var outputTokens = 0
+    var inputTokens = 0
+    var outputTokens = 0
     /// micro-USD; nil when the model has no known price.
     public var costMicroUSD: Int64? = 0
     public var toolCalls = 0
@@ -12,7 +12,7 @@ public struct RunUsage: Sendable, Equatable {
 }
 
 /// Which limit ended a run.
-public enum BudgetLimit: String, Sendable {
+enum BudgetLimit: String, Sendable {
     case steps = "max_steps"
     case tokens = "max_tokens"
     case wall = "max_wall"

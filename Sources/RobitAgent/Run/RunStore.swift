@@ -23,9 +23,9 @@ public struct RunRecord: Sendable, Equatable {
     public var model: String
     public var startedAt: Int64
     public var endedAt: Int64?
-    public var pid: Int32
+    var pid: Int32
 
-    public init(id: String, taskPath: String, taskName: String, workspace: String, runWorkspace: String, auditPath: String,
+    init(id: String, taskPath: String, taskName: String, workspace: String, runWorkspace: String, auditPath: String,
                 status: String, runtime: String, provider: String, model: String) {
         self.id = id
         self.taskPath = taskPath
@@ -142,7 +142,7 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    public func insert(_ r: RunRecord) throws(RunStoreError) {
+    func insert(_ r: RunRecord) throws(RunStoreError) {
         try run("""
             INSERT INTO runs (id, task_path, task_name, workspace, run_workspace, audit_path, status, exit_code, steps, input_tokens,
               output_tokens, cost_micro_usd, head, patch_path, runtime, provider, model, started_at, ended_at, pid)
@@ -150,7 +150,7 @@ public final class RunStore: @unchecked Sendable {
             """, values(r))
     }
 
-    public func update(_ r: RunRecord) throws(RunStoreError) {
+    func update(_ r: RunRecord) throws(RunStoreError) {
         try flushSteps()
         try run("""
             UPDATE runs SET task_path=?, task_name=?, workspace=?, run_workspace=?, audit_path=?, status=?, exit_code=?, steps=?,
@@ -162,7 +162,7 @@ public final class RunStore: @unchecked Sendable {
     /// Step rows are written in batches, in one transaction at most about once a second and when the run
     /// ends (`update`, `flushSteps`), so a step of the loop costs no SQLite write. The run store lists
     /// runs; the audit log, written at every step, is the record of what each step did.
-    public func recordStep(run id: String, step: Int, toolCalls: Int, usage: Usage, cost: Int64?, status: String) throws(RunStoreError) {
+    func recordStep(run id: String, step: Int, toolCalls: Int, usage: Usage, cost: Int64?, status: String) throws(RunStoreError) {
         let row: [Value] = [.text(id), .int(Int64(step)), .int(Int64(toolCalls)), .int(Int64(usage.inputTokens)), .int(Int64(usage.outputTokens)),
                             .int(cost), .text(status), .int(Int64(Date().timeIntervalSince1970))]
         let due = pending.withLock { p in
@@ -173,7 +173,7 @@ public final class RunStore: @unchecked Sendable {
     }
 
     /// Writes the step rows not yet written.
-    public func flushSteps() throws(RunStoreError) {
+    func flushSteps() throws(RunStoreError) {
         let rows = pending.withLock { p in
             defer { p.rows = []; p.lastWrite = ContinuousClock.now }
             return p.rows

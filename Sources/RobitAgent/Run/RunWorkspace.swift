@@ -13,7 +13,7 @@ public struct RunWorkspace: Sendable {
     let layers: LayeredWorkspace?
 
     /// A workspace that is not mounted (yet).
-    public init(root: String) {
+    init(root: String) {
         self.root = root
         layers = nil
     }
@@ -38,7 +38,7 @@ public struct RunWorkspace: Sendable {
     }
 
     /// Mounts an interrupted run's workspace again, with what it changed.
-    public func reopen(source: String) throws(SandboxError) -> RunWorkspace {
+    func reopen(source: String) throws(SandboxError) -> RunWorkspace {
         RunWorkspace(layers: try LayeredWorkspace.reopen(source: source, root: root, user: Self.sandboxUser))
     }
 
@@ -62,8 +62,8 @@ public struct RunWorkspace: Sendable {
 /// so a replay can prove it starts from the same workspace. File contents are hashed once: the digest of
 /// each file is cached by path, inode, size, mtime and ctime as git's index does (`cache`), and a file
 /// changed less than two seconds before the cache was written is hashed again next time.
-public enum WorkspaceTree {
-    public static func hash(_ root: String, cache: String? = nil) -> String {
+enum WorkspaceTree {
+    static func hash(_ root: String, cache: String? = nil) -> String {
         var entries: [Entry] = []
         walk(root, relative: "", into: &entries)
         let previous = cache.map(Cache.load) ?? [:]
@@ -244,7 +244,7 @@ public enum WorkspaceTree {
     }
 
     /// Where the cache of a workspace directory lives: `$XDG_STATE_HOME/robit/tree-cache/<hash of its path>`.
-    public static func cachePath(for directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    static func cachePath(for directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         RobitPaths.state(environment) + "/tree-cache/" + String(AuditHash.sha256Hex(directory).prefix(32))
     }
 }

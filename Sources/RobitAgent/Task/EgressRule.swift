@@ -10,7 +10,7 @@ import Darwin
 /// Written as `host:port` (`api.github.com:443`), `IPv4:port` (`10.1.2.3:5432`),
 /// `[IPv6]:port` (`[2001:db8::1]:443`), or a network in CIDR form (`10.0.0.0/8:5432`, `[fd00::/8]:443`).
 public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
-    public enum Destination: Sendable, Hashable {
+    enum Destination: Sendable, Hashable {
         /// An RFC 1123 host name, lowercased; resolved on the host and pinned in the sandbox's /etc/hosts.
         case host(String)
         /// A dotted-quad IPv4 address.
@@ -23,10 +23,10 @@ public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
         case ipv6Network(String, prefixLength: Int)
     }
 
-    public var destination: Destination
-    public var port: UInt16
+    var destination: Destination
+    var port: UInt16
 
-    public init(destination: Destination, port: UInt16) {
+    init(destination: Destination, port: UInt16) {
         self.destination = destination
         self.port = port
     }

@@ -4,15 +4,15 @@
 /// `task.yaml:14: sandbox.limits.memory: "512MB!" is not a size (use e.g. 512MiB, 1GiB)`.
 public struct TaskFileError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file as the user named it (or the label given to `TaskFile.parse`).
-    public var file: String
+    var file: String
     /// 1-based line, when the problem has a place in the file.
-    public var line: Int?
+    var line: Int?
     /// Dotted key path such as `sandbox.limits.memory` or `custom_tools[0].name`; empty for the whole file.
-    public var keyPath: String
+    var keyPath: String
     /// What is wrong and how to fix it.
-    public var message: String
+    var message: String
 
-    public init(file: String, line: Int?, keyPath: String, message: String) {
+    init(file: String, line: Int?, keyPath: String, message: String) {
         self.file = file
         self.line = line
         self.keyPath = keyPath

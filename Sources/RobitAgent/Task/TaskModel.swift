@@ -1,7 +1,7 @@
 extension TaskFile {
     /// The model section: which provider and model answer, and how robit reaches them.
-    public struct Model: Sendable, Equatable {
-        public enum Provider: String, Sendable, CaseIterable {
+    struct Model: Sendable, Equatable {
+        enum Provider: String, Sendable, CaseIterable {
             case openai
             case anthropic
             case ollama
@@ -10,19 +10,19 @@ extension TaskFile {
             case replay
         }
 
-        public var provider: Provider
+        var provider: Provider
         /// Model name as the provider knows it (`gpt-4.1-mini`); `replay` when the provider is replay and none is given.
-        public var name: String
+        var name: String
         /// API base URL (http or https); nil = the provider's usual endpoint. Required for `openai-compatible`.
-        public var baseURL: String?
+        var baseURL: String?
         /// Name of the host environment variable holding the API key (never the key itself).
         /// Defaults to `OPENAI_API_KEY` for openai and `ANTHROPIC_API_KEY` for anthropic.
-        public var apiKeyEnv: String?
-        public var maxOutputTokens: Int?
+        var apiKeyEnv: String?
+        var maxOutputTokens: Int?
         /// For `replay`: absolute path of the recorded log to answer from.
-        public var script: String?
+        var script: String?
 
-        public init(provider: Provider, name: String, baseURL: String? = nil, apiKeyEnv: String? = nil,
+        init(provider: Provider, name: String, baseURL: String? = nil, apiKeyEnv: String? = nil,
                     maxOutputTokens: Int? = nil, script: String? = nil) {
             self.provider = provider
             self.name = name
@@ -33,7 +33,7 @@ extension TaskFile {
         }
 
         /// The environment variable robit reads the API key from when the file names none.
-        public static func defaultAPIKeyEnv(for provider: Provider) -> String? {
+        static func defaultAPIKeyEnv(for provider: Provider) -> String? {
             switch provider {
             case .openai: return "OPENAI_API_KEY"
             case .anthropic: return "ANTHROPIC_API_KEY"
@@ -43,11 +43,11 @@ extension TaskFile {
     }
 
     /// The workspace: a host directory mounted read-write at /work inside the sandbox.
-    public struct Workspace: Sendable, Equatable {
+    struct Workspace: Sendable, Equatable {
         /// Absolute host path; defaults to the task file's directory.
-        public var path: String
+        var path: String
 
-        public init(path: String) {
+        init(path: String) {
             self.path = path
         }
     }

@@ -1,20 +1,20 @@
 extension TaskFile {
     /// What the run leaves behind: a patch and, when asked, a branch and a pull request.
-    public struct Output: Sendable, Equatable {
+    struct Output: Sendable, Equatable {
         /// Where a pull request is opened.
-        public struct PullRequest: Sendable, Equatable {
+        struct PullRequest: Sendable, Equatable {
             /// `owner/name`.
-            public var repo: String
+            var repo: String
             /// Branch the pull request targets (default `main`).
-            public var base: String
+            var base: String
             /// Branch robit pushes (default `robit/<task name>`).
-            public var branch: String
+            var branch: String
             /// Name of the host environment variable holding the token (default `GITHUB_TOKEN`).
-            public var tokenEnv: String
+            var tokenEnv: String
             /// API root: GitHub (default `https://api.github.com`), GitHub Enterprise or a compatible server.
-            public var apiURL: String
+            var apiURL: String
 
-            public init(repo: String, base: String = "main", branch: String, tokenEnv: String = "GITHUB_TOKEN",
+            init(repo: String, base: String = "main", branch: String, tokenEnv: String = "GITHUB_TOKEN",
                         apiURL: String = "https://api.github.com") {
                 self.repo = repo
                 self.base = base
@@ -25,10 +25,10 @@ extension TaskFile {
         }
 
         /// Absolute path of the patch file; nil = robit's default place (the run directory).
-        public var patch: String?
-        public var pullRequest: PullRequest?
+        var patch: String?
+        var pullRequest: PullRequest?
 
-        public init(patch: String? = nil, pullRequest: PullRequest? = nil) {
+        init(patch: String? = nil, pullRequest: PullRequest? = nil) {
             self.patch = patch
             self.pullRequest = pullRequest
         }

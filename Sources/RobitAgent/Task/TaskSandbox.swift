@@ -2,12 +2,12 @@ import RobitOCI
 
 extension TaskFile {
     /// The sandbox section: runtime, root filesystem, policy, network allowlist and resource limits.
-    public struct Sandbox: Sendable, Equatable {
-        public enum Runtime: String, Sendable, CaseIterable {
+    struct Sandbox: Sendable, Equatable {
+        enum Runtime: String, Sendable, CaseIterable {
             case runsc, crun, runc
         }
 
-        public enum RootFS: Sendable, Equatable {
+        enum RootFS: Sendable, Equatable {
             /// Read-only binds of the host's /usr, /bin, /lib* and a curated /etc.
             case host
             /// A prepared root filesystem directory (absolute path), mounted read-only.
@@ -15,30 +15,30 @@ extension TaskFile {
         }
 
         /// The sandbox's network: nothing at all unless `egress` lists destinations.
-        public struct Network: Sendable, Equatable {
-            public var egress: [EgressRule]
+        struct Network: Sendable, Equatable {
+            var egress: [EgressRule]
 
-            public init(egress: [EgressRule] = []) {
+            init(egress: [EgressRule] = []) {
                 self.egress = egress
             }
         }
 
         /// Resource limits of the sandbox and of each tool call.
-        public struct Limits: Sendable, Equatable {
+        struct Limits: Sendable, Equatable {
             /// Memory limit of the sandbox (default 512MiB).
-            public var memory: ByteCount
+            var memory: ByteCount
             /// Maximum number of processes (default 256).
-            public var pids: Int
+            var pids: Int
             /// CPUs, e.g. 1.0 or 0.5 (default 1.0).
-            public var cpu: Double
+            var cpu: Double
             /// Wall-clock limit of one tool call (default 30s).
-            public var timeout: Duration
+            var timeout: Duration
             /// Output captured per tool call, stdout and stderr each (default 1MiB).
-            public var output: ByteCount
+            var output: ByteCount
             /// What the run may write: the size of the filesystem holding the workspace's changes, and of /tmp (default 1GiB).
-            public var disk: ByteCount
+            var disk: ByteCount
 
-            public init(memory: ByteCount = .mebibytes(512), pids: Int = 256, cpu: Double = 1.0, timeout: Duration = .seconds(30),
+            init(memory: ByteCount = .mebibytes(512), pids: Int = 256, cpu: Double = 1.0, timeout: Duration = .seconds(30),
                         output: ByteCount = .mebibytes(1), disk: ByteCount = .gibibytes(1)) {
                 self.memory = memory
                 self.pids = pids
@@ -50,19 +50,19 @@ extension TaskFile {
         }
 
         /// Default `runsc` (gVisor).
-        public var runtime: Runtime
-        public var rootfs: RootFS
+        var runtime: Runtime
+        var rootfs: RootFS
         /// Absolute path of a policy file (seccomp and capabilities); nil = the built-in default policy.
-        public var policy: String?
-        public var network: Network
-        public var limits: Limits
+        var policy: String?
+        var network: Network
+        var limits: Limits
         /// `keep_background_processes`: processes a tool call starts in the background live on into
         /// later calls (a dev server the next call tests). Off by default: robit kills every process a
         /// call leaves, because a process that outlives its call can read and write what later calls
         /// do, including their output before robit captures it.
-        public var keepBackgroundProcesses: Bool
+        var keepBackgroundProcesses: Bool
 
-        public init(runtime: Runtime = .runsc, rootfs: RootFS = .host, policy: String? = nil, network: Network = Network(),
+        init(runtime: Runtime = .runsc, rootfs: RootFS = .host, policy: String? = nil, network: Network = Network(),
                     limits: Limits = Limits(), keepBackgroundProcesses: Bool = false) {
             self.keepBackgroundProcesses = keepBackgroundProcesses
             self.runtime = runtime

@@ -1,6 +1,6 @@
 extension TaskFile {
     /// The tools robit implements itself.
-    public enum BuiltinTool: String, Sendable, CaseIterable {
+    enum BuiltinTool: String, Sendable, CaseIterable {
         case shell
         case readFile = "read_file"
         case writeFile = "write_file"
@@ -10,16 +10,16 @@ extension TaskFile {
     }
 
     /// A tool defined in the task file: a command run inside the sandbox with the model's arguments.
-    public struct CustomTool: Sendable, Equatable {
+    struct CustomTool: Sendable, Equatable {
         /// Matches `^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$`; unique, and not the name of a built-in tool.
-        public var name: String
-        public var description: String
+        var name: String
+        var description: String
         /// The argv template; never empty, and the first element (the program) is not empty.
-        public var command: [String]
+        var command: [String]
         /// JSON Schema of the arguments; always an object schema (`type: object`).
-        public var parameters: JSONValue
+        var parameters: JSONValue
 
-        public init(name: String, description: String, command: [String], parameters: JSONValue = CustomTool.emptyParameters) {
+        init(name: String, description: String, command: [String], parameters: JSONValue = CustomTool.emptyParameters) {
             self.name = name
             self.description = description
             self.command = command
@@ -27,7 +27,7 @@ extension TaskFile {
         }
 
         /// The schema of a tool that takes no arguments, used when `parameters` is left out.
-        public static let emptyParameters: JSONValue = .object([
+        static let emptyParameters: JSONValue = .object([
             "type": .string("object"), "properties": .object([:]), "additionalProperties": .bool(false),
         ])
     }

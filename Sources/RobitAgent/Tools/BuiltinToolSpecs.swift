@@ -7,7 +7,7 @@ extension TaskFile.BuiltinTool {
     static let maxSearchMatches = 500
 
     /// The tool's name, description and argument schema as offered to the model.
-    public func spec(limits: ToolLimits) -> ToolSpec {
+    func spec(limits: ToolLimits) -> ToolSpec {
         func object(_ properties: [String: JSONValue], required: [String]) -> JSONValue {
             .object([
                 "type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) }),

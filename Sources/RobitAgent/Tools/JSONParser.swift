@@ -1,27 +1,27 @@
 /// Why a JSON text was refused: the byte offset and what is wrong there.
-public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var offset: Int
-    public var message: String
+struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    var offset: Int
+    var message: String
 
-    public init(offset: Int, message: String) {
+    init(offset: Int, message: String) {
         self.offset = offset
         self.message = message
     }
 
-    public var description: String { "invalid JSON at byte \(offset): \(message)" }
+    var description: String { "invalid JSON at byte \(offset): \(message)" }
 }
 
 extension JSONValue {
     /// The largest JSON text `parse` accepts by default (8 MiB).
-    public static let defaultMaxBytes = 8 << 20
+    static let defaultMaxBytes = 8 << 20
     /// The deepest nesting of arrays and objects `parse` accepts by default.
-    public static let defaultMaxDepth = 128
+    static let defaultMaxDepth = 128
 
     /// Parses one JSON text strictly (RFC 8259): nothing but whitespace around the value, no comments,
     /// no trailing commas, no NaN/Infinity, no leading zeros or `+`, no raw control characters in
     /// strings, no lone surrogates in `\u` escapes, no duplicate keys, no number that overflows a
     /// Double, no byte-order mark; nesting at most `maxDepth` deep and the text at most `maxBytes`.
-    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth, maxBytes: Int = defaultMaxBytes) throws(JSONParseError) -> JSONValue {
+    static func parse(_ text: String, maxDepth: Int = defaultMaxDepth, maxBytes: Int = defaultMaxBytes) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes: Array(text.utf8), maxDepth: maxDepth)
         guard parser.bytes.count <= maxBytes else {
             throw JSONParseError(offset: maxBytes, message: "the text is \(parser.bytes.count) bytes; at most \(maxBytes) are accepted")

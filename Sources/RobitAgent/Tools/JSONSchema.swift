@@ -1,30 +1,30 @@
 import Foundation
 
 /// One way a value breaks its schema, at a JSON pointer (`""` is the whole value).
-public struct SchemaViolation: Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
+struct SchemaViolation: Sendable, Equatable, CustomStringConvertible {
+    var path: String
+    var message: String
 
-    public init(path: String, message: String) {
+    init(path: String, message: String) {
         self.path = path
         self.message = message
     }
 
-    public var description: String { "\(path.isEmpty ? "/" : path): \(message)" }
+    var description: String { "\(path.isEmpty ? "/" : path): \(message)" }
 }
 
 /// A schema robit cannot apply: a keyword it does not implement or a keyword with a wrong value.
-public struct JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertible {
+struct JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertible {
     /// JSON pointer into the schema.
-    public var path: String
-    public var message: String
+    var path: String
+    var message: String
 
-    public init(path: String, message: String) {
+    init(path: String, message: String) {
         self.path = path
         self.message = message
     }
 
-    public var description: String { "schema \(path.isEmpty ? "/" : path): \(message)" }
+    var description: String { "schema \(path.isEmpty ? "/" : path): \(message)" }
 }
 
 /// A JSON Schema (the draft 2020-12 subset tool parameters use), checked when it is built.
@@ -42,8 +42,8 @@ public struct JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertib
 /// Any other keyword (`$ref`, `$defs`, `if`/`then`, `prefixItems`, `patternProperties`...) is refused
 /// when the schema is built: a constraint robit silently skipped would let arguments through that
 /// the task's author meant to reject.
-public struct JSONSchema: Sendable, Equatable {
-    public let value: JSONValue
+struct JSONSchema: Sendable, Equatable {
+    let value: JSONValue
 
     static let annotations: Set<String> = [
         "description", "title", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "format",
@@ -55,7 +55,7 @@ public struct JSONSchema: Sendable, Equatable {
     ]
     static let typeNames: Set<String> = ["null", "boolean", "object", "array", "number", "string", "integer"]
 
-    public init(_ value: JSONValue) throws(JSONSchemaError) {
+    init(_ value: JSONValue) throws(JSONSchemaError) {
         try Self.check(value, path: "", depth: 0)
         self.value = value
     }
@@ -68,7 +68,7 @@ public struct JSONSchema: Sendable, Equatable {
         return "\(n)"
     }
 
-    public func validate(_ instance: JSONValue) -> [SchemaViolation] {
+    func validate(_ instance: JSONValue) -> [SchemaViolation] {
         var out: [SchemaViolation] = []
         Self.validate(instance, against: value, path: "", into: &out)
         return out

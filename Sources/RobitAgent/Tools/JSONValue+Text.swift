@@ -3,7 +3,7 @@ import RobitOCI
 extension JSONValue {
     /// Compact JSON text with object members in sorted order (deterministic), as robit's one JSON
     /// writer (`WireJSON`, `JSONText`) writes it.
-    public var compactText: String { WireJSON(self).text }
+    var compactText: String { WireJSON(self).text }
 
     static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 
@@ -29,13 +29,13 @@ extension JSONValue {
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
-    public init(nilLiteral: ()) { self = .null }
+    init(stringLiteral value: String) { self = .string(value) }
+    init(booleanLiteral value: Bool) { self = .bool(value) }
+    init(integerLiteral value: Int) { self = .number(Double(value)) }
+    init(floatLiteral value: Double) { self = .number(value) }
+    init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
+    init(nilLiteral: ()) { self = .null }
 }
 
 extension BidirectionalCollection where Element == UInt8 {

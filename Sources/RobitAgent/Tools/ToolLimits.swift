@@ -1,23 +1,23 @@
 import RobitOCI
 
 /// Limits applied to every tool call.
-public struct ToolLimits: Sendable, Equatable {
+struct ToolLimits: Sendable, Equatable {
     /// Wall-clock limit of one call; the shell tool's `timeout_seconds` may only lower it.
-    public var timeout: Duration
+    var timeout: Duration
     /// Bytes of output kept per call: stdout and stderr are captured up to this much each, and the
     /// content sent to the model is cut at this size.
-    public var output: Int
+    var output: Int
     /// Read-only calls of one batch run at most this many at a time.
-    public var concurrency: Int
+    var concurrency: Int
 
-    public init(timeout: Duration = .seconds(30), output: Int = 1 << 20, concurrency: Int = 4) {
+    init(timeout: Duration = .seconds(30), output: Int = 1 << 20, concurrency: Int = 4) {
         self.timeout = timeout
         self.output = max(1024, output)
         self.concurrency = max(1, concurrency)
     }
 
     /// The limits a task file sets (`sandbox.limits.timeout` and `.output`).
-    public init(task: TaskFile) {
+    init(task: TaskFile) {
         let output = task.sandbox.limits.output.bytes
         self.init(timeout: task.sandbox.limits.timeout, output: output > UInt64(Int.max) ? Int.max : Int(output))
     }

@@ -4,21 +4,21 @@ import RobitExec
 
 /// A task's tool definition robit cannot offer: a schema it cannot apply, or a command template
 /// that names a parameter the schema does not have.
-public struct ToolDefinitionError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var tool: String
-    public var message: String
+struct ToolDefinitionError: Error, Sendable, Equatable, CustomStringConvertible {
+    var tool: String
+    var message: String
 
-    public init(tool: String, message: String) {
+    init(tool: String, message: String) {
         self.tool = tool
         self.message = message
     }
 
-    public var description: String { "tool \(tool): \(message)" }
+    var description: String { "tool \(tool): \(message)" }
 }
 
 /// The tools of a run: their specs for the model, and the batch runner that executes a model turn's
 /// calls inside the sandbox.
-public struct ToolRegistry: Sendable {
+struct ToolRegistry: Sendable {
     struct Entry: Sendable {
         enum Implementation: Sendable {
             case builtin(TaskFile.BuiltinTool)
@@ -31,19 +31,19 @@ public struct ToolRegistry: Sendable {
     }
 
     /// The tools offered to the model, built-in ones first, in the task file's order.
-    public let specs: [ToolSpec]
-    public let limits: ToolLimits
-    public let redactor: Redactor
+    let specs: [ToolSpec]
+    let limits: ToolLimits
+    let redactor: Redactor
     let entries: [String: Entry]
 
     /// The task's tools (`tools` and `custom_tools`) with its limits.
-    public init(task: TaskFile, redactor: Redactor = Redactor([])) throws(ToolDefinitionError) {
+    init(task: TaskFile, redactor: Redactor = Redactor([])) throws(ToolDefinitionError) {
         try self.init(builtins: task.tools, customTools: task.customTools, limits: ToolLimits(task: task), redactor: redactor)
     }
 
     /// Checks every custom tool's schema (unsupported keywords are refused, see `JSONSchema`) and that
     /// its command names only its own parameters.
-    public init(builtins: [TaskFile.BuiltinTool], customTools: [TaskFile.CustomTool], limits: ToolLimits = ToolLimits(),
+    init(builtins: [TaskFile.BuiltinTool], customTools: [TaskFile.CustomTool], limits: ToolLimits = ToolLimits(),
                 redactor: Redactor = Redactor([])) throws(ToolDefinitionError) {
         var entries: [String: Entry] = [:]
         var specs: [ToolSpec] = []
@@ -85,7 +85,7 @@ public struct ToolRegistry: Sendable {
     ///
     /// - Throws: `SandboxError` when the sandbox itself failed (it is gone, or robit was interrupted):
     ///   the run must stop; it is never turned into a tool error.
-    public func run(_ calls: [ToolCall], in sandbox: any ToolSandbox, limits: ToolLimits? = nil) async throws(SandboxError) -> [ToolOutcome] {
+    func run(_ calls: [ToolCall], in sandbox: any ToolSandbox, limits: ToolLimits? = nil) async throws(SandboxError) -> [ToolOutcome] {
         let limits = limits ?? self.limits
         let prepared = calls.map { prepare($0, limits: limits) }
         var outcomes = [ToolOutcome?](repeating: nil, count: calls.count)

@@ -2,7 +2,7 @@ import RobitExec
 
 /// What the tool loop needs of a sandbox: run a command, and say which connections the egress filter
 /// dropped. `Sandbox` is the real one; tests of the loop's logic use an in-memory one.
-public protocol ToolSandbox: Sendable {
+protocol ToolSandbox: Sendable {
     var id: String { get }
     func exec(_ request: ExecRequest) async throws(SandboxError) -> ExecResult
     /// The connection attempts dropped since the last call (empty without a network).
@@ -10,7 +10,7 @@ public protocol ToolSandbox: Sendable {
 }
 
 extension Sandbox: ToolSandbox {
-    public func deniedSinceLastRead() async -> [DeniedDestination] {
+    func deniedSinceLastRead() async -> [DeniedDestination] {
         await network?.deniedSinceLastRead() ?? []
     }
 }

@@ -185,7 +185,7 @@ import Testing
         let refused = results.filter { $0.data["refused"]?.stringValue == "repeated_call" }
         #expect(results.count == RepeatDetector.stopAfter - 1)
         #expect(refused.count == RepeatDetector.stopAfter - RepeatDetector.refuseAfter)
-        #expect(results.prefix(RepeatDetector.refuseAfter - 1).allSatisfy { $0.data["refused"] == nil && $0.data["status"]?.stringValue == "ok" })
+        #expect(results.prefix(RepeatDetector.refuseAfter - 1).allSatisfy { $0.data["refused"]?.isNull == true && $0.data["status"]?.stringValue == "ok" })
         // Only the first two ran.
         let patch = try String(contentsOfFile: try #require(summary.patchPath), encoding: .utf8)
         #expect(patch.components(separatedBy: "+ran").count - 1 == RepeatDetector.refuseAfter - 1, "\(patch)")

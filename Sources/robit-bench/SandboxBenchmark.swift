@@ -1,5 +1,6 @@
 import Foundation
 import RobitOCI
+import RobitExec
 
 /// `scripts/bench sandbox`: robit's cost against the bare runtime, measured in one process with the
 /// same process-spawning code on both sides, interleaved so that machine noise hits both alike.

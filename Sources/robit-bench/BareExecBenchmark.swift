@@ -1,5 +1,6 @@
 import Foundation
 import RobitOCI
+import RobitExec
 
 extension SandboxBenchmark {
     /// `scripts/bench loop`'s baseline: the wall time (ms) of `count` bare `RUNTIME exec --user 65532:65532 ID ARGV`
