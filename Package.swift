@@ -39,8 +39,9 @@ let package = Package(
         .target(name: "RobitSync", swiftSettings: strict),
         // The audit log: depends on nothing of robit's but its lock, and on SHA-256/Ed25519.
         .target(name: "RobitAudit", dependencies: ["RobitSync", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
-        .target(name: "RobitOCI", dependencies: ["RobitSync", "CSeccomp", "CCap"], swiftSettings: strict),
-        .target(name: "RobitExec", dependencies: ["RobitOCI", "RobitSync", "CRobitSys"], swiftSettings: strict),
+        // Pure: OCI spec types, config.json, policy data, nft ruleset text. Data in, bytes out; Foundation only.
+        .target(name: "RobitOCI", swiftSettings: strict),
+        .target(name: "RobitExec", dependencies: ["RobitOCI", "RobitSync", "CRobitSys", "CSeccomp", "CCap"], swiftSettings: strict),
         .target(name: "RobitAgent", dependencies: [
             "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "CCurl", "CSQLite3",
             .product(name: "Yams", package: "Yams"),
@@ -55,7 +56,7 @@ let package = Package(
         .executableTarget(name: "robit-bench", dependencies: ["RobitExec", "RobitOCI", "RobitAudit", "CRobitSys", "CRobitBench"], swiftSettings: strict),
         // What every test target shares: the checkout's root, the documented audit record layouts.
         .target(name: "RobitTestSupport", dependencies: ["RobitAudit", "RobitExec", "RobitOCI"], path: "Tests/RobitTestSupport", swiftSettings: strict),
-        .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitOCITests", dependencies: ["RobitOCI", "RobitExec", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "RobitTestSupport"], swiftSettings: strict),

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RobitExec
 @testable import RobitOCI
 
 @Suite struct SandboxPolicyTests {
