@@ -139,7 +139,7 @@ struct SandboxRun: AsyncParsableCommand {
         Interrupts.install()
         var scratch: String?
         if sandbox.workspace == nil {
-            let user = options.user ?? User(uid: 65532, gid: 65532)
+            let user = options.user ?? User.sandbox
             scratch = try Workspace.makeScratch(user: user)
             options.workspace = scratch!
             options.scratch = scratch

@@ -143,9 +143,9 @@ public enum Doctor {
             do {
                 try FileManager.default.createDirectory(atPath: base + "/source", withIntermediateDirectories: true)
                 let ws = try LayeredWorkspace.create(source: base + "/source", root: base + "/root", disk: 8 << 20,
-                                                     user: User(uid: 65532, gid: 65532), state: state)
+                                                     user: User.sandbox, state: state)
                 var st = stat()
-                let mapped = stat(ws.merged, &st) == 0 && st.st_uid == 65532
+                let mapped = stat(ws.merged, &st) == 0 && st.st_uid == User.sandbox.uid
                 ws.remove()
                 add(mapped ? .ok : .fail, "workspace", mapped ? "loop devices, ext4, overlayfs and idmapped mounts work (robit run's workspace)"
                                                            : "the workspace overlay does not show the sandbox user as owner")

@@ -90,7 +90,7 @@ public enum Workspace {
     }
 
     /// A new empty workspace owned by `user`, for commands run without one. Remove it with `removeScratch`.
-    public static func makeScratch(state: SandboxState = .default(), user: User = User(uid: 65532, gid: 65532)) throws(SandboxError) -> String {
+    public static func makeScratch(state: SandboxState = .default(), user: User = User.sandbox) throws(SandboxError) -> String {
         let base = state.root + "/workspaces"
         let path = base + "/" + Sandbox.newID()
         do {

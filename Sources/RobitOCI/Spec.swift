@@ -52,6 +52,9 @@ public struct Process: Codable, Sendable, Equatable {
 }
 
 public struct User: Codable, Sendable, Equatable {
+    /// The one user every robit sandbox runs its commands as (never root): uid and gid 65532.
+    public static let sandbox = User(uid: 65532, gid: 65532)
+
     public var uid: UInt32
     public var gid: UInt32
     public var umask: UInt32?

@@ -61,7 +61,7 @@ enum LoopBench {
         try FileManager.default.createDirectory(atPath: dir + "/project", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("robit loop benchmark\n".utf8).write(to: URL(fileURLWithPath: dir + "/project/README"))
-        chown(dir + "/project", 65532, 65532)
+        chown(dir + "/project", User.sandbox.uid, User.sandbox.gid)
         let control = try Control(modelURL: o.modelURL)
 
         print("loop benchmark: \(o.short)- and \(o.long)-step `robit run`s, provider openai-compatible (scripts/fake-model.py on 127.0.0.1),")
@@ -71,7 +71,7 @@ enum LoopBench {
         for kind in o.runtimes {
             let task = dir + "/task-\(kind.rawValue).yaml"
             try Data(taskYAML(runtime: kind, baseURL: o.modelURL).utf8).write(to: URL(fileURLWithPath: task))
-            let options = SandboxOptions(runtime: kind, workspace: dir + "/project", user: User(uid: 65532, gid: 65532))
+            let options = SandboxOptions(runtime: kind, workspace: dir + "/project", user: User.sandbox)
             var bare: [Double] = []
             var runs: [RunFigures] = []
             for steps in [o.short, o.long] {

@@ -24,7 +24,7 @@ public enum SandboxBenchmark {
     public static func run(runtime kind: RuntimeKind, warm: Int, cold: Int, workspace: String) async throws -> Row {
         let runtime = try Runtime.locate(kind)
         let clock = ContinuousClock()
-        let options = SandboxOptions(runtime: kind, workspace: workspace, user: User(uid: 65532, gid: 65532))
+        let options = SandboxOptions(runtime: kind, workspace: workspace, user: User.sandbox)
         var row = Row(runtime: kind, warmRobit: [], warmBare: [], coldRobit: [], coldBare: [])
 
         // Warm: one sandbox; `true` exec'd through robit, and by a bare `RUNTIME exec` of the same container.

@@ -50,7 +50,7 @@ if args.first == "profile-create" {
     // Where robit's cold-start time goes, step by step (medians of 20).
     let ws = NSTemporaryDirectory() + "robit-bench-profile"
     try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
-    chown(ws, 65532, 65532)
+    chown(ws, User.sandbox.uid, User.sandbox.gid)
     let clock = ContinuousClock()
     var sweep: [Double] = [], config: [Double] = [], bundle: [Double] = [], policy: [Double] = []
     for kind in [RuntimeKind.crun, .runsc] {
@@ -60,7 +60,7 @@ if args.first == "profile-create" {
             let t1 = clock.now
             let p = SandboxPolicy.builtInDefault()
             let t2 = clock.now
-            let options = SandboxOptions(runtime: kind, workspace: ws, user: User(uid: 65532, gid: 65532), policy: p)
+            let options = SandboxOptions(runtime: kind, workspace: ws, user: User.sandbox, policy: p)
             let c = try options.configuration(id: "robit-profile00000", bundleDirectory: "/run/robit/profile-bundle")
             let t3 = clock.now
             _ = try OCIBundle.create(at: "/run/robit/profile-bundle", configuration: c, readable: false)
@@ -89,7 +89,7 @@ if args.first == "net" {
     let n = args.firstIndex(of: "--runs").flatMap { $0 + 1 < args.count ? Int(args[$0 + 1]) : nil } ?? 15
     let ws = NSTemporaryDirectory() + "robit-bench-net-\(getpid())"
     try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
-    chown(ws, 65532, 65532)
+    chown(ws, User.sandbox.uid, User.sandbox.gid)
     defer { try? FileManager.default.removeItem(atPath: ws) }
     let clock = ContinuousClock()
     func ms(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000 }
@@ -107,7 +107,7 @@ if args.first == "net" {
         for i in 0..<(n + 1) {
             // Alternate which goes first, so neither always follows the other's teardown.
             for withEgress in i % 2 == 0 ? [false, true] : [true, false] {
-                let options = SandboxOptions(runtime: kind, workspace: ws, user: User(uid: 65532, gid: 65532),
+                let options = SandboxOptions(runtime: kind, workspace: ws, user: User.sandbox,
                                              egress: withEgress ? [Egress(.ipv4("198.18.0.2"), port: 8080)] : [])
                 let t0 = clock.now
                 let box = try await Sandbox.create(options)
@@ -175,7 +175,7 @@ if runtimes.isEmpty { runtimes = [.runsc, .crun, .runc] }
 
 let workspace = NSTemporaryDirectory() + "robit-bench-\(getpid())"
 try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
-chown(workspace, 65532, 65532)
+chown(workspace, User.sandbox.uid, User.sandbox.gid)
 defer { try? FileManager.default.removeItem(atPath: workspace) }
 
 func f(_ x: Double) -> String { String(format: "%7.1f ms", x) }

@@ -47,7 +47,7 @@ extension ExecIntegration {
             #expect(content == "hello-from-\(runtime.rawValue)\n", "host file \(hostFile): \(content ?? "missing")")
             var st = stat()
             #expect(stat(hostFile, &st) == 0)
-            #expect(st.st_uid == 65532 && st.st_gid == 65532, "owner of \(hostFile) is \(st.st_uid):\(st.st_gid), expected 65532:65532")
+            #expect(st.st_uid == User.sandbox.uid && st.st_gid == 65532, "owner of \(hostFile) is \(st.st_uid):\(st.st_gid), expected 65532:65532")
         }
 
         // 2. Symlinks in the workspace cannot be followed out of it, for reading or writing.
@@ -70,7 +70,7 @@ extension ExecIntegration {
 
             let dir = "links-\(tag)"
             try fm.createDirectory(atPath: ws.path + "/" + dir, withIntermediateDirectories: true)
-            chown(ws.path + "/" + dir, 65532, 65532)
+            chown(ws.path + "/" + dir, User.sandbox.uid, User.sandbox.gid)
             let links: [(String, String)] = [
                 ("shadow", "/etc/shadow"),
                 ("up", ".."),

@@ -11,7 +11,7 @@ public enum TestEnv {
     public static let isRoot = geteuid() == 0
     public static let allRuntimes: [RuntimeKind] = [.runsc, .crun, .runc]
     /// The user sandboxes run as: the one `robit run` uses.
-    public static let user = User(uid: 65532, gid: 65532)
+    public static let user = User.sandbox
     public static let limits = SandboxLimits(memory: 256 << 20, pids: 64, cpu: 1.0, tmpSize: 8 << 20)
 
     /// A missing prerequisite: fails under CI=true, else skips the current test (case).
