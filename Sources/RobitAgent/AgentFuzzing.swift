@@ -1,4 +1,5 @@
 import Foundation
+import RobitOCI
 
 /// The code paths of the `taskfile`, `json`, `sse` and `schema` fuzz targets (Sources/robit-fuzz,
 /// `scripts/fuzz`), shared with Tests/RobitAgentTests/FuzzCorpusTests.swift so that every seed and every

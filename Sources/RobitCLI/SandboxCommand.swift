@@ -67,7 +67,7 @@ struct SandboxFlags: ParsableArguments {
         }
         var egressValue: [Egress] = []
         for text in egress {
-            do { egressValue.append(try EgressRule(parsing: text).egress) } catch { throw ValidationError("--egress: \(error.message)") }
+            do { egressValue.append(try EgressRule(parsing: text)) } catch { throw ValidationError("--egress: \(error.message)") }
         }
         let rootfsValue: SandboxConfiguration.Rootfs
         if rootfs == "host" {

@@ -127,10 +127,17 @@ extension [any CodingKey] {
     }
 }
 
-public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+/// A problem with a file robit reads (a task file, a policy file): which file, which line, which key,
+/// and what to do about it. `description` reads like a compiler diagnostic:
+/// `task.yaml:14: sandbox.limits.memory: "512MB!" is not a size (use e.g. 512MiB, 1GiB)`.
+public struct ConfigFileError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file as the user named it (or the label given to the parser).
     public var file: String
+    /// 1-based line, when the problem has a place in the file.
     public var line: Int?
+    /// Dotted key path such as `sandbox.limits.memory` or `custom_tools[0].name`; empty for the whole file.
     public var keyPath: String
+    /// What is wrong and how to fix it.
     public var message: String
 
     public init(file: String, line: Int? = nil, keyPath: String, message: String) {
@@ -145,6 +152,8 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
         return keyPath.isEmpty ? "\(location): \(message)" : "\(location): \(keyPath): \(message)"
     }
 }
+
+public typealias PolicyError = ConfigFileError
 
 /// The names a policy may use: capabilities, seccomp architectures and syscalls. RobitExec's
 /// `HostPolicyNames` asks the host's libcap and libseccomp.

@@ -1,4 +1,5 @@
 import Foundation
+import RobitOCI
 @testable import RobitAgent
 import Testing
 

@@ -9,7 +9,7 @@ import RobitOCI
 public struct RunWorkspace: Sendable {
     public let root: String
     public var work: String { root + "/work" }
-    public static let sandboxUser = User.sandbox
+    public static var sandboxUser: User { User.sandbox }
     let layers: LayeredWorkspace?
 
     /// A workspace that is not mounted (yet).

@@ -9,26 +9,13 @@ import Darwin
 ///
 /// Written as `host:port` (`api.github.com:443`), `IPv4:port` (`10.1.2.3:5432`),
 /// `[IPv6]:port` (`[2001:db8::1]:443`), or a network in CIDR form (`10.0.0.0/8:5432`, `[fd00::/8]:443`).
-public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
-    enum Destination: Sendable, Hashable {
-        /// An RFC 1123 host name, lowercased; resolved on the host and pinned in the sandbox's /etc/hosts.
-        case host(String)
-        /// A dotted-quad IPv4 address.
-        case ipv4(String)
-        /// An IPv6 address in canonical (RFC 5952) form.
-        case ipv6(String)
-        /// An IPv4 network: network address and prefix length (0-32), host bits zero.
-        case ipv4Network(String, prefixLength: Int)
-        /// An IPv6 network: network address and prefix length (0-128), host bits zero.
-        case ipv6Network(String, prefixLength: Int)
-    }
+/// It is RobitOCI's `Egress` (the value the sandbox's network is made from); this file reads and
+/// checks the written form.
+public typealias EgressRule = Egress
 
-    var destination: Destination
-    var port: UInt16
-
+extension Egress {
     init(destination: Destination, port: UInt16) {
-        self.destination = destination
-        self.port = port
+        self.init(destination, port: port)
     }
 
     /// Why a string is not an egress entry; `message` says what to write instead.
@@ -51,6 +38,7 @@ public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
         }
         let hostPart: Substring
         let portPart: Substring
+        let destination: Destination
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { throw fail("missing \"]\" after the IPv6 address") }
             hostPart = text[text.index(after: text.startIndex)..<close]
@@ -80,18 +68,7 @@ public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
             throw fail("port \(portPart) is out of range; use a port from 1 to 65535")
         }
         guard !portPart.hasPrefix("0") else { throw fail("write the port without leading zeros") }
-        port = UInt16(number)
-    }
-
-    /// The canonical written form, which `init(parsing:)` reads back.
-    public var description: String {
-        switch destination {
-        case .host(let name): return "\(name):\(port)"
-        case .ipv4(let address): return "\(address):\(port)"
-        case .ipv6(let address): return "[\(address)]:\(port)"
-        case .ipv4Network(let address, let length): return "\(address)/\(length):\(port)"
-        case .ipv6Network(let address, let length): return "[\(address)/\(length)]:\(port)"
-        }
+        self.init(destination, port: UInt16(number))
     }
 
     private static func parseHostOrIPv4(_ text: Substring, fail: (String) -> ParseError) throws(ParseError) -> Destination {

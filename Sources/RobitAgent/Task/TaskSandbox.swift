@@ -1,18 +1,12 @@
+import RobitExec
 import RobitOCI
 
 extension TaskFile {
     /// The sandbox section: runtime, root filesystem, policy, network allowlist and resource limits.
     struct Sandbox: Sendable, Equatable {
-        enum Runtime: String, Sendable, CaseIterable {
-            case runsc, crun, runc
-        }
-
-        enum RootFS: Sendable, Equatable {
-            /// Read-only binds of the host's /usr, /bin, /lib* and a curated /etc.
-            case host
-            /// A prepared root filesystem directory (absolute path), mounted read-only.
-            case path(String)
-        }
+        /// The runtime and root filesystem are RobitExec's and RobitOCI's own types: one each.
+        typealias Runtime = RuntimeKind
+        typealias RootFS = SandboxConfiguration.Rootfs
 
         /// The sandbox's network: nothing at all unless `egress` lists destinations.
         struct Network: Sendable, Equatable {
