@@ -20,7 +20,7 @@ struct AuditFlags: ParsableArguments {
     /// Resolves the directory and key, refusing places the sandbox can see, and starts the log.
     func open(run: String, sandbox options: SandboxOptions, start: AuditValue, redactions: [Redaction] = []) throws -> AuditLog {
         let directory: String, signer: AuditSigningKey?
-        do { (directory, signer) = try SandboxAudit.placement(directory: auditDir, key: key, options: options, run: run) } catch {
+        do { (directory, signer, _) = try SandboxAudit.placement(directory: auditDir, key: key, options: options, run: run) } catch {
             throw RobitExit(error.exitCode, error.message)
         }
         do {

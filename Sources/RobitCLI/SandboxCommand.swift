@@ -192,12 +192,7 @@ struct SandboxRun: AsyncParsableCommand {
         if let layered {
             let target = patch.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? layered.root + "/changes.patch"
             do throws(RunSetupError) {
-                let diff: String
-                do { diff = try layered.patch() } catch {
-                    _ = try? log.append(AuditRecords.error("no patch: \(error.message)", stage: "patch"))
-                    throw RunSetupError(.sandboxFailed, "no patch: \(error.message)", underlying: error)
-                }
-                let redacted = try SandboxAudit.writePatch(diff, to: target, redactor: Redactor([]), log: log)
+                let redacted = try SandboxAudit.writePatch(of: layered, to: target, redactor: Redactor([]), log: log)
                 patchPath = target
                 printError("robit: patch \(target)" + (redacted > 0 ? " (\(redacted) secret value\(redacted == 1 ? "" : "s") redacted)" : ""))
             } catch {

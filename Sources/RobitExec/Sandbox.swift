@@ -250,8 +250,10 @@ public actor Sandbox {
         return "robit-" + String(repeating: "0", count: 12 - hex.count) + hex
     }
 
-    /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init.
-    public static func create(_ options: SandboxOptions, id: String = newID()) async throws(SandboxError) -> Sandbox {
+    /// Removes leftovers of dead robits, writes the bundle and starts the sandbox's init. `configuration`
+    /// is `options.configuration(id: id)` when the caller has already worked it out.
+    public static func create(_ options: SandboxOptions, id: String = newID(),
+                              configuration prepared: SandboxConfiguration? = nil) async throws(SandboxError) -> Sandbox {
         var runtime = try Runtime.locate(options.runtime)
         runtime.joinsNetwork = !options.egress.isEmpty
         try Preflight.check(runtime: runtime)
@@ -261,7 +263,8 @@ public actor Sandbox {
             throw SandboxError(.hostNotReady, "robit's state directory is not safe: \(problem); use a directory only root can change (ROBIT_STATE_DIR)")
         }
         _ = await Janitor.sweep(state: options.state, remove: true)
-        var configuration = try options.configuration(id: id)
+        var configuration: SandboxConfiguration
+        if let prepared { configuration = prepared } else { configuration = try options.configuration(id: id) }
         let dir = options.state.directory(for: id)
         let bundle: OCIBundle
         let spec: Spec

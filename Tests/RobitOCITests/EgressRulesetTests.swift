@@ -60,8 +60,9 @@ import Testing
         let err = Pipe()
         p.standardError = err
         try p.run()
-        p.waitUntilExit()
+        // Read to the end before waiting: a full pipe would block nft, and the wait with it.
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
         #expect(p.terminationStatus == 0, "nft -c rejected the ruleset: \(message)")
     }
 }

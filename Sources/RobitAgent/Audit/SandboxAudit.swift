@@ -12,12 +12,15 @@ public enum SandboxAudit {
 
     /// The audit directory (`explicit`, or the run's default) and the signing key (`--key`, `ROBIT_AUDIT_KEY`,
     /// the default key file; nil = unsigned) of a run in a sandbox with these options, refusing either when
-    /// the sandbox can see it. Every error is invalid input (exit 2).
+    /// the sandbox can see it. Every error is invalid input (exit 2). Also returns the sandbox's
+    /// configuration for id `run`, worked out for this check, for `create` to use (nil: it is invalid,
+    /// and `create` will say why).
     public static func placement(directory explicit: String?, key: String?, options: SandboxOptions, run: String,
                                  environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws(RunSetupError) -> (directory: String, signer: AuditSigningKey?) {
+        throws(RunSetupError) -> (directory: String, signer: AuditSigningKey?, configuration: SandboxConfiguration?) {
         let directory = explicit ?? defaultDirectory(run: run, environment: environment)
-        let visible = visiblePaths(options, id: run)
+        let configuration = try? options.configuration(id: run)
+        let visible = visiblePaths(options, configuration: configuration)
         if let problem = placementProblem(directory, what: "audit directory", visible: visible) {
             throw RunSetupError(.invalidInput, problem)
         }
@@ -25,18 +28,18 @@ public enum SandboxAudit {
         do { resolved = try AuditKeyLocation.resolve(explicit: key, environment: environment) } catch {
             throw RunSetupError(.invalidInput, error.message)
         }
-        guard let (signer, path) = resolved else { return (directory, nil) }
+        guard let (signer, path) = resolved else { return (directory, nil, configuration) }
         if let problem = placementProblem(path, what: "signing key", visible: visible) {
             throw RunSetupError(.invalidInput, problem)
         }
-        return (directory, signer)
+        return (directory, signer, configuration)
     }
 
     /// The host paths a sandbox with these options can see, each with what it is in the sandbox: the
     /// workspace, every host path bind-mounted into it, and a prepared rootfs.
-    static func visiblePaths(_ options: SandboxOptions, id: String) -> [(source: String, label: String)] {
+    static func visiblePaths(_ options: SandboxOptions, configuration: SandboxConfiguration?) -> [(source: String, label: String)] {
         var visible: [(String, String)] = [(options.workspace, "the workspace")]
-        if let configuration = try? options.configuration(id: id) {
+        if let configuration {
             let spec = SpecGenerator.spec(for: configuration, rootfsPath: "/nonexistent-robit-rootfs")
             for mount in spec.mounts ?? [] {
                 guard let source = mount.source, source.hasPrefix("/"),
@@ -87,10 +90,11 @@ public enum SandboxAudit {
     }
 
     /// Creates the sandbox and records `sandbox.create` and `policy`; a failure is recorded as an `error`.
-    public static func create(_ options: SandboxOptions, id: String, log: AuditLog) async throws(SandboxError) -> Sandbox {
+    public static func create(_ options: SandboxOptions, id: String, configuration: SandboxConfiguration? = nil,
+                              log: AuditLog) async throws(SandboxError) -> Sandbox {
         let start = ContinuousClock.now
         let box: Sandbox
-        do { box = try await Sandbox.create(options, id: id) } catch {
+        do { box = try await Sandbox.create(options, id: id, configuration: configuration) } catch {
             _ = try? log.append(AuditRecords.error(error.message, stage: "sandbox.create"))
             throw error
         }
@@ -127,9 +131,16 @@ public enum SandboxAudit {
         return result
     }
 
-    /// Writes a run's patch to `path` with the redactor's secrets replaced, and records `patch` (or the
-    /// `error` that prevented it). Returns how many secret values were replaced; throws what went wrong.
-    public static func writePatch(_ diff: String, to path: String, redactor: Redactor, log: AuditLog) throws(RunSetupError) -> Int {
+    /// Writes the patch of a run's workspace to `path` with the redactor's secrets replaced, and records
+    /// `patch` (or the `error` that prevented it). Returns how many secret values were replaced.
+    public static func writePatch(of workspace: RunWorkspace, to path: String, redactor: Redactor, log: AuditLog) throws(RunSetupError) -> Int {
+        let diff: String
+        do { diff = try workspace.patch() } catch {
+            let message = "no patch: \(redactor.redact(error.message))"
+            _ = try? log.append(AuditRecords.error(message, stage: "patch"))
+            throw RunSetupError(.sandboxFailed, message, underlying: error)
+        }
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let (clean, count) = redactor.redactCounting(diff)
         do {
             try Data(clean.utf8).write(to: URL(fileURLWithPath: path))

@@ -205,7 +205,7 @@ public enum AgentRun {
         options.user = RunWorkspace.sandboxUser
 
         // The audit log, outside anything the sandbox can see.
-        let (auditDirectory, signer) = try SandboxAudit.placement(directory: request.auditDirectory, key: request.signingKey, options: options,
+        let (auditDirectory, signer, configuration) = try SandboxAudit.placement(directory: request.auditDirectory, key: request.signingKey, options: options,
                                                                   run: id, environment: request.environment)
         let auditOptions = AuditOptions(signer: signer, fsync: request.fsync, redactions: secrets)
         let log: AuditLog
@@ -242,7 +242,10 @@ public enum AgentRun {
         let totalsBefore = Locked(usage)
         var sandbox: Sandbox?
         do {
-            let box = try await SandboxAudit.create(options, id: history == nil ? id : Sandbox.newID(), log: log)
+            // The configuration worked out for the placement check is the sandbox's (a resumed run's
+            // sandbox has an id of its own, and so a configuration of its own).
+            let box = history == nil ? try await SandboxAudit.create(options, id: id, configuration: configuration, log: log)
+                                     : try await SandboxAudit.create(options, id: Sandbox.newID(), log: log)
             sandbox = box
             let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log, prices: prices,
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
@@ -276,13 +279,7 @@ public enum AgentRun {
         if sandbox != nil {
             let target = task.output.patch ?? runWorkspace.root + "/changes.patch"
             do throws(RunSetupError) {
-                let diff: String
-                do { diff = try runWorkspace.patch() } catch {
-                    _ = try? log.append(AuditRecords.error(error.message, stage: "patch"))
-                    throw RunSetupError(.sandboxFailed, "no patch: \(redactor.redact(error.message))", underlying: error)
-                }
-                try? FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                patchRedactions = try SandboxAudit.writePatch(diff, to: target, redactor: redactor, log: log)
+                patchRedactions = try SandboxAudit.writePatch(of: runWorkspace, to: target, redactor: redactor, log: log)
                 patchPath = target
                 if patchRedactions > 0 {
                     notice("warning: the patch had \(patchRedactions) secret value\(patchRedactions == 1 ? "" : "s") in it, replaced by [REDACTED:NAME]")
