@@ -106,22 +106,32 @@ package final class AdoptedProcess: Sendable {
     /// The processes `RUNTIME run --detach` left for sandbox `id`: the pid it wrote to `pidFile`, and
     /// `more` (runsc's gofer), adopted; [] if the file is missing or not a pid. crun's init is the
     /// grandchild of the `crun` robit started: it becomes robit's child only when the process between
-    /// them exits, which can be after `crun` itself has. That process is adopted first and waited for
-    /// (at most `timeout`). Blocks: call it from a blocking thread.
-    static func adopt(pidFile: String, more: [pid_t] = [], sandbox id: String, timeout: Duration = .seconds(2)) -> [AdoptedProcess] {
+    /// them exits, which can be after `crun` itself has (seconds later on a loaded machine). Until then
+    /// robit waits for that process (adopted, when it can be) or polls, at most `timeout` in all.
+    /// Blocks: call it from a blocking thread.
+    static func adopt(pidFile: String, more: [pid_t] = [], sandbox id: String, timeout: Duration = .seconds(5)) -> [AdoptedProcess] {
         defer { Subreaper.reapOrphans() }
         guard Subreaper.isEnabled else { return [] }
         var adopted: [AdoptedProcess] = []
         if let text = KernelFile.read(pidFile), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            if let process = AdoptedProcess(pid: pid, sandbox: id) {
-                adopted.append(process)
-            } else if let parent = parent(of: pid) {
-                // The process between may have ended since the first try (the init is then robit's child
-                // already, and its parent robit): adopt that one and wait for it only when it is another.
-                if parent != getpid(), let middle = AdoptedProcess(pid: parent, sandbox: id) {
-                    _ = waitUntilGone([middle], timeout: timeout)
+            let clock = ContinuousClock()
+            let deadline = clock.now + timeout
+            while true {
+                if let process = AdoptedProcess(pid: pid, sandbox: id) {
+                    adopted.append(process)
+                    break
                 }
-                if let process = AdoptedProcess(pid: pid, sandbox: id) { adopted.append(process) }
+                // Gone already, or not becoming robit's child in time: nothing to adopt.
+                guard let parent = parent(of: pid), clock.now < deadline else { break }
+                // The process between, while it lasts: wait for it (adopted, so that it is reaped) when
+                // it is robit's child and names the sandbox, else look again shortly. A parent that is
+                // robit means the init has just become robit's child: try again at once.
+                if parent == getpid() { usleep(500); continue }
+                if let middle = AdoptedProcess(pid: parent, sandbox: id) {
+                    _ = waitUntilGone([middle], timeout: deadline - clock.now)
+                } else {
+                    usleep(2_000)
+                }
             }
         }
         adopted += more.compactMap { AdoptedProcess(pid: $0, sandbox: id) }
