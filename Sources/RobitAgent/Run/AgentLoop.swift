@@ -54,6 +54,8 @@ final class AgentLoop: Sendable {
     let log: AuditLog
     let prices: PriceTable
     let events: @Sendable (LoopEvent) -> Void
+    /// The signal robit was interrupted by, nil while it was not (SIGINT/SIGTERM: `Interrupts.signal`).
+    let interruption: @Sendable () -> Int32?
 
     private struct State {
         var messages: [Message]
@@ -68,7 +70,8 @@ final class AgentLoop: Sendable {
 
     init(task: TaskFile, provider: any ModelProvider, tools: ToolRegistry, sandbox: any ToolSandbox, log: AuditLog,
                 prices: PriceTable = PriceTable(), messages: [Message], usage: RunUsage = RunUsage(), elapsedBefore: Duration = .zero,
-                events: @escaping @Sendable (LoopEvent) -> Void = { _ in }) {
+                events: @escaping @Sendable (LoopEvent) -> Void = { _ in },
+                interruption: @escaping @Sendable () -> Int32? = { Interrupts.signal }) {
         self.task = task
         self.provider = provider
         self.providerName = task.model.provider.rawValue
@@ -77,6 +80,7 @@ final class AgentLoop: Sendable {
         self.log = log
         self.prices = prices
         self.events = events
+        self.interruption = interruption
         self.elapsedBefore = elapsedBefore
         self.state = Locked(State(messages: messages, usage: usage))
     }
@@ -89,7 +93,7 @@ final class AgentLoop: Sendable {
         let start = clock.now
         func elapsed() -> Duration { elapsedBefore + (clock.now - start) }
         while true {
-            if Interrupts.pending { return interrupted() }
+            if interruption() != nil { return interrupted() }
             let (usage, messages) = state.withLock { ($0.usage, $0.messages) }
             if let limit = task.budget.exhausted(by: usage, elapsed: elapsed()) {
                 return budgetExhausted(limit, usage: usage, elapsed: elapsed())
@@ -105,7 +109,7 @@ final class AgentLoop: Sendable {
             flush()
             events(.modelCall(step: step))
             let remaining = task.budget.maxWall - elapsed()
-            let answer = await Race.model(provider, request, deadline: remaining)
+            let answer = await Race.model(provider, request, deadline: remaining, interrupted: { self.interruption() != nil })
             let response: ModelResponse
             switch answer {
             case .interrupted:
@@ -177,7 +181,7 @@ final class AgentLoop: Sendable {
             outcomes = try await tools.run(runnable, in: sandbox)
         } catch {
             append(AuditRecords.error(error.message, stage: "tool"))
-            if error.code == .interrupted || Interrupts.pending { return interrupted() }
+            if error.code == .interrupted || interruption() != nil { return interrupted() }
             return LoopOutcome(status: .sandboxFailed, message: "the sandbox failed: \(error.message)", finalText: nil, limit: nil)
         }
         var byID: [String: ToolOutcome] = [:]
@@ -203,7 +207,7 @@ final class AgentLoop: Sendable {
             $0.messages.append(contentsOf: results)
             $0.usage.toolCalls += calls.count
         }
-        if Interrupts.pending { return interrupted() }
+        if interruption() != nil { return interrupted() }
         return nil
     }
 
@@ -248,7 +252,7 @@ final class AgentLoop: Sendable {
     }
 
     private func interrupted() -> LoopOutcome {
-        LoopOutcome(status: .interrupted, message: "interrupted (signal \(Interrupts.signal ?? 2))", finalText: nil, limit: nil)
+        LoopOutcome(status: .interrupted, message: "interrupted (signal \(interruption() ?? 2))", finalText: nil, limit: nil)
     }
 
     private func budgetExhausted(_ limit: BudgetLimit, usage: RunUsage, elapsed: Duration) -> LoopOutcome {
@@ -278,7 +282,8 @@ enum Race {
         }
     }
 
-    static func model(_ provider: any ModelProvider, _ request: ModelRequest, deadline: Duration) async -> Answer {
+    static func model(_ provider: any ModelProvider, _ request: ModelRequest, deadline: Duration,
+                      interrupted: @escaping @Sendable () -> Bool = { Interrupts.pending }) async -> Answer {
         await withCheckedContinuation { (continuation: CheckedContinuation<Answer, Never>) in
             let once = Once(continuation)
             let call = Task {
@@ -288,7 +293,7 @@ enum Race {
                 let clock = ContinuousClock()
                 let end = clock.now + deadline
                 while !once.done {
-                    if Interrupts.pending { call.cancel(); once.finish(.interrupted); return }
+                    if interrupted() { call.cancel(); once.finish(.interrupted); return }
                     if clock.now >= end { call.cancel(); once.finish(.deadline); return }
                     try? await Task.sleep(for: .milliseconds(25))
                 }

@@ -43,7 +43,8 @@ struct LoopRun {
     let logText: String
 
     static func run(_ turns: [ModelResponse], sandbox: MemorySandbox, budget: String = "{ max_steps: 20, max_tokens: 1000000, max_wall: 5m }",
-                    tools: String = "[shell, read_file, write_file, list_files, search]", secrets: [Redaction] = []) async throws -> LoopRun {
+                    tools: String = "[shell, read_file, write_file, list_files, search]", secrets: [Redaction] = [],
+                    provider: (any ModelProvider)? = nil, interruption: @escaping @Sendable () -> Int32? = { nil }) async throws -> LoopRun {
         let directory = NSTemporaryDirectory() + "robit-loop-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory + "/ws", withIntermediateDirectories: true)
         let task = try TaskFile.parse("""
@@ -61,8 +62,8 @@ struct LoopRun {
         let log = try AuditLog.create(directory: directory + "/audit", run: "loop-test", options: AuditOptions(redactions: secrets),
                                       startData: AuditRecords.runStart(robitVersion: "test", taskBytes: [], taskPath: directory + "/task.yaml",
                                                                        task: task, workspaceTree: "none").setting("task", "(test)"))
-        let loop = AgentLoop(task: task, provider: ReplayProvider(turns: turns, source: "test"), tools: registry, sandbox: sandbox,
-                             log: log, messages: [.user(task.prompt)])
+        let loop = AgentLoop(task: task, provider: provider ?? ReplayProvider(turns: turns, source: "test"), tools: registry, sandbox: sandbox,
+                             log: log, messages: [.user(task.prompt)], interruption: interruption)
         let outcome = await loop.run()
         _ = SandboxAudit.finish(log, status: outcome.status == .done ? "ok" : "error", exitCode: outcome.status.exitCode,
                                 result: outcome.status.rawValue, message: outcome.message, usage: loop.usage)
@@ -146,6 +147,44 @@ struct LoopLogicTests {
         #expect(box.requests.count == 3)
         let budget = try #require(run.records.first { $0.type == "budget" })
         #expect(budget.data["limit"]?.stringValue == "max_steps" && budget.data["steps"]?.intValue == 3)
+    }
+
+    /// SIGINT/SIGTERM (here: the loop's interruption source) stops the run after the batch that is
+    /// running, with no further model call.
+    @Test func anInterruptDuringABatchEndsTheRunAfterIt() async throws {
+        let signal = Locked<Int32?>(nil)
+        let box = MemorySandbox { _ in
+            signal.withLock { $0 = SIGTERM }
+            return MemorySandbox.output("ran\n")
+        }
+        let turns = (1...5).map { i in turn([shell("i\(i)", "echo \(i)"), shell("j\(i)", "echo again \(i)")]) }
+        let run = try await LoopRun.run(turns, sandbox: box, interruption: { signal.withLock { $0 } })
+        defer { run.remove() }
+        #expect(run.outcome.status == .interrupted && run.outcome.message == "interrupted (signal \(SIGTERM))")
+        // The batch in progress finishes (both calls) and is recorded; no second model call is made.
+        #expect(box.requests.count == 2)
+        #expect(run.records.filter { $0.type == "model.request" }.count == 1)
+        #expect(run.records.filter { $0.type == "tool.result" }.count == 2)
+        #expect(run.records.last { $0.type == "run.end" }?.data["exit_code"]?.intValue == 130)
+    }
+
+    /// A model call in flight is abandoned at once, and recorded as such.
+    @Test func anInterruptDuringAModelCallAbandonsIt() async throws {
+        struct Stuck: ModelProvider {
+            func complete(_ request: ModelRequest) async throws(ProviderError) -> ModelResponse {
+                try? await Task.sleep(for: .seconds(30))
+                return turn([], text: "too late")
+            }
+        }
+        let started = ContinuousClock.now
+        let run = try await LoopRun.run([], sandbox: MemorySandbox { _ in MemorySandbox.output("") }, provider: Stuck(),
+                                        interruption: { ContinuousClock.now - started > .milliseconds(200) ? SIGINT : nil })
+        defer { run.remove() }
+        #expect(run.outcome.status == .interrupted)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let response = try #require(run.records.first { $0.type == "model.response" })
+        #expect(response.data["status"]?.stringValue == "error" && response.data["error_kind"]?.stringValue == "interrupted")
+        #expect(try DocumentedRecords.load().problems(run.records) == [])
     }
 
     @Test func everyRecordHasTheDocumentedLayout() async throws {
