@@ -64,8 +64,7 @@ public struct RunWorkspace: Sendable {
 /// changed less than two seconds before the cache was written is hashed again next time.
 enum WorkspaceTree {
     static func hash(_ root: String, cache: String? = nil) -> String {
-        var entries: [Entry] = []
-        walk(root, relative: "", into: &entries)
+        let entries = walkTree(root)
         let previous = cache.map(Cache.load) ?? [:]
         var digests = [String?](repeating: nil, count: entries.count)
         var toHash: [Int] = []
@@ -114,15 +113,37 @@ enum WorkspaceTree {
         var target = ""
     }
 
-    /// Walks by directory descriptor (fstatat, openat): no path is looked up twice.
-    private static func walk(_ path: String, relative: String, into entries: inout [Entry]) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return }
-        walk(fd: fd, relative: relative, into: &entries)
+    /// Every entry below `root`: its top level read here, the directories in it walked on both cores
+    /// (a next run's cost is mostly this walk: one fstatat per file).
+    static func walkTree(_ root: String) -> [Entry] {
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+        guard rootFD >= 0 else { return [] }
+        defer { close(rootFD) }
+        var top: [Entry] = []
+        let listing = dup(rootFD)
+        guard listing >= 0 else { return [] }
+        walk(fd: listing, relative: "", into: &top, recurse: false)
+        let directories = top.filter { $0.kind == "d" }.map(\.relative)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, directories.count))
+        let found = UnsafeMutableBufferPointer<[Entry]>.allocate(capacity: workers)
+        found.initialize(repeating: [])
+        defer { found.deinitialize(); found.deallocate() }
+        nonisolated(unsafe) let out = found
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var mine: [Entry] = []
+            for j in stride(from: w, to: directories.count, by: workers) {
+                // By descriptor, as the walk below does: the name is opened in the root it was read from.
+                let sub = openat(rootFD, directories[j], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+                if sub >= 0 { walk(fd: sub, relative: directories[j], into: &mine) }
+            }
+            out[w] = mine
+        }
+        return top + found.flatMap { $0 }
     }
 
-    /// Takes ownership of `fd`.
-    private static func walk(fd: Int32, relative: String, into entries: inout [Entry]) {
+    /// Walks by directory descriptor (fstatat, openat): no path is looked up twice. Takes ownership of
+    /// `fd`; with `recurse` false, lists one level only.
+    private static func walk(fd: Int32, relative: String, into entries: inout [Entry], recurse: Bool = true) {
         guard let dir = fdopendir(fd) else {
             close(fd)
             return
@@ -138,6 +159,7 @@ enum WorkspaceTree {
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 entries.append(Entry(relative: rel, kind: "d", mode: mode, stat: st))
+                guard recurse else { continue }
                 let sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
                 if sub >= 0 { walk(fd: sub, relative: rel, into: &entries) }
             case S_IFLNK:
