@@ -61,7 +61,7 @@ public struct RobitCommand: AsyncParsableCommand {
             Foundation.exit(e.code)
         case let e as SandboxError:
             printError("robit: \(e.message)")
-            Foundation.exit(e.code == .invalidInput ? ExitStatus.invalidInput.code : (e.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code))
+            Foundation.exit(ExitStatus(e).code)
         default:
             let code = RobitCommand.exitCode(for: error)
             if code == .success {

@@ -150,12 +150,11 @@ struct SandboxRun: AsyncParsableCommand {
         let id = Sandbox.newID()
         var layered: RunWorkspace?
         if copy, let source = sandbox.workspace {
-            let size = diskSize
             do {
                 layered = try RunWorkspace.prepare(from: URL(fileURLWithPath: source).standardizedFileURL.path,
-                                                   at: RunWorkspace.defaultRoot(run: id), disk: size.bytes)
+                                                   at: RunWorkspace.defaultRoot(run: id), disk: diskSize.bytes)
             } catch {
-                throw RobitExit(error.code == .invalidInput ? ExitStatus.invalidInput.code : ExitStatus.sandboxFailed.code, error.message)
+                throw RobitExit(ExitStatus(error), error.message)
             }
             options.workspace = layered!.work
             options.user = RunWorkspace.sandboxUser
@@ -175,7 +174,7 @@ struct SandboxRun: AsyncParsableCommand {
         do {
             box = try await SandboxAudit.create(options, id: id, log: log)
         } catch {
-            finishLog(log, status: "error", exitCode: error.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code)
+            finishLog(log, status: "error", exitCode: ExitStatus(error).code)
             throw error
         }
         let result: ExecResult
@@ -183,7 +182,7 @@ struct SandboxRun: AsyncParsableCommand {
             result = try await SandboxAudit.exec(box, ExecRequest(argv: argv, timeout: timeout, outputLimit: Int(output.bytes)), log: log)
         } catch {
             _ = await SandboxAudit.destroy(box, log: log)
-            finishLog(log, status: "error", exitCode: error.code == .interrupted ? ExitStatus.interrupted.code : ExitStatus.sandboxFailed.code)
+            finishLog(log, status: "error", exitCode: ExitStatus(error).code)
             throw error
         }
         // Teardown before output: a reader that goes away (`| head`) must not stop robit cleaning up.
@@ -192,9 +191,10 @@ struct SandboxRun: AsyncParsableCommand {
         if let layered {
             let target = patch.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? layered.root + "/changes.patch"
             do throws(RunSetupError) {
-                let redacted = try SandboxAudit.writePatch(of: layered, to: target, redactor: Redactor([]), log: log)
+                // `sandbox run` knows no secrets: nothing to replace in its patch.
+                _ = try SandboxAudit.writePatch(of: layered, to: target, redactor: Redactor([]), log: log)
                 patchPath = target
-                printError("robit: patch \(target)" + (redacted > 0 ? " (\(redacted) secret value\(redacted == 1 ? "" : "s") redacted)" : ""))
+                printError("robit: patch \(target)")
             } catch {
                 printError("robit: warning: \(error.message)")
             }

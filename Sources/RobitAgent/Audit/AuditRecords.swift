@@ -13,6 +13,12 @@ extension AuditLog {
     /// Appends a record built by `AuditRecords`.
     @discardableResult
     public func append(_ record: AuditEvent) throws(AuditError) -> AuditEntry { try append(record.type, record.data) }
+
+    /// `bytes` as a record holds them (inline, or a blob reference), or a note in their place when the
+    /// blob cannot be written: a record is still appended, and the run's end reports the log's failure.
+    func storedPayload(_ bytes: [UInt8]) -> AuditValue {
+        (try? payload(bytes)) ?? .string("[robit: payload could not be stored]")
+    }
 }
 
 /// What the sandbox reported about one command, beyond its output: the facts `tool.result` records.

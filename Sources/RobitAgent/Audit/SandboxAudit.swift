@@ -123,9 +123,9 @@ public enum SandboxAudit {
             throw error
         }
         let failed = result.exitCode != 0 || result.timedOut || result.outOfMemory || result.interrupted
-        let payload = { (data: Data) -> AuditValue in (try? log.payload([UInt8](data))) ?? .string("[robit: payload could not be stored]") }
         _ = try? log.append(AuditRecords.toolResult(step: 1, id: "call-0", name: "exec", exec: ExecFacts(argv: request.argv, result: result),
-                                                    stdout: payload(result.stdout.data), stderr: payload(result.stderr.data),
+                                                    stdout: log.storedPayload([UInt8](result.stdout.data)),
+                                                    stderr: log.storedPayload([UInt8](result.stderr.data)),
                                                     truncated: result.truncated, content: .null, isError: failed))
         if let denied = await deniedRecord(box, after: "call-0") { _ = try? log.append(denied) }
         return result

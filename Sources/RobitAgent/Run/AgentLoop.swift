@@ -234,13 +234,9 @@ final class AgentLoop: Sendable {
         AuditRecords.omittable(arguments.utf8.count > JSONValue.defaultMaxBytes, Array(arguments.utf8)) { payload(arguments) }
     }
 
-    private func payload(_ text: String) -> AuditValue {
-        (try? log.payload(text)) ?? .string("[robit: payload could not be stored]")
-    }
+    private func payload(_ text: String) -> AuditValue { log.storedPayload(Array(text.utf8)) }
 
-    private func payload(_ data: Data) -> AuditValue {
-        (try? log.payload([UInt8](data))) ?? .string("[robit: payload could not be stored]")
-    }
+    private func payload(_ data: Data) -> AuditValue { log.storedPayload([UInt8](data)) }
 
     private func lastMessageRecord(_ message: Message?) -> AuditValue {
         switch message {

@@ -100,7 +100,7 @@ public enum AgentRun {
             runWorkspace = try RunWorkspace.prepare(from: task.workspace.path, at: RunWorkspace.defaultRoot(run: id, environment: request.environment),
                                                     disk: task.sandbox.limits.disk.bytes)
         } catch {
-            throw RunSetupError(error.code == .invalidInput ? .invalidInput : .sandboxFailed, error.message, underlying: error)
+            throw RunSetupError(ExitStatus(error), error.message, underlying: error)
         }
         // The tree the run starts from: the user's directory, whose file digests are cached between runs.
         let sourceTree = WorkspaceTree.hash(task.workspace.path, cache: WorkspaceTree.cachePath(for: task.workspace.path, environment: request.environment))
@@ -154,7 +154,7 @@ public enum AgentRun {
         task.workspace.path = record.workspace
         let runWorkspace: RunWorkspace
         do { runWorkspace = try RunWorkspace(root: record.runWorkspace).reopen(source: record.workspace) } catch {
-            throw RunSetupError(error.code == .invalidInput ? .invalidInput : .sandboxFailed, "cannot mount the workspace of run \(record.id) again: \(error.message)", underlying: error)
+            throw RunSetupError(ExitStatus(error), "cannot mount the workspace of run \(record.id) again: \(error.message)", underlying: error)
         }
         var resumed = request
         resumed.auditDirectory = auditDirectory
@@ -281,9 +281,6 @@ public enum AgentRun {
             do throws(RunSetupError) {
                 patchRedactions = try SandboxAudit.writePatch(of: runWorkspace, to: target, redactor: redactor, log: log)
                 patchPath = target
-                if patchRedactions > 0 {
-                    notice("warning: the patch had \(patchRedactions) secret value\(patchRedactions == 1 ? "" : "s") in it, replaced by [REDACTED:NAME]")
-                }
             } catch {
                 notice("warning: \(error.message)")
             }

@@ -1,3 +1,5 @@
+import RobitExec
+
 /// robit's exit statuses: the one table the CLI exits with and `run.end` records (README "Exit codes").
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     case ok = 0
@@ -18,4 +20,15 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case outOfMemory = 137
 
     public var code: Int32 { rawValue }
+}
+
+extension ExitStatus {
+    /// The status a sandbox failure ends robit with: refused input 2, an interrupt 130, anything else 5.
+    public init(_ error: SandboxError) {
+        switch error.code {
+        case .invalidInput: self = .invalidInput
+        case .interrupted: self = .interrupted
+        default: self = .sandboxFailed
+        }
+    }
 }
