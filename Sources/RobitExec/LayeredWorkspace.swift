@@ -402,3 +402,49 @@ enum TreeCopy {
         }
     }
 }
+
+/// One entry of a run's upper layer: what the run changed at `relative`.
+public struct LayerChange: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Deleted, with everything below it (a whiteout).
+        case removed
+        /// The upper layer's entry at `path` replaces the lower's and everything below it.
+        case replaced
+        /// A directory of both layers: its own entry is the upper's, what is below it is merged.
+        case merged
+    }
+    public var relative: String
+    public var kind: Kind
+    /// The upper layer's entry (host path).
+    public var path: String
+}
+
+extension LayeredWorkspace {
+    /// Everything the upper layer holds, parents before children: the run's changes to the tree.
+    public func changes() throws(SandboxError) -> [LayerChange] {
+        var out: [LayerChange] = []
+        try changes(relative: "", replacing: false, into: &out)
+        return out
+    }
+
+    private func changes(relative: String, replacing: Bool, into out: inout [LayerChange]) throws(SandboxError) {
+        let upperDir = relative.isEmpty ? upper : upper + "/" + relative
+        for name in try TreeCopy.names(upperDir) {
+            let rel = relative.isEmpty ? name : relative + "/" + name
+            let u = upper + "/" + rel, l = lowerLayer + "/" + rel
+            var us = stat(), ls = stat()
+            guard lstat(u, &us) == 0 else { continue }
+            let lowerExists = !replacing && lstat(l, &ls) == 0
+            switch us.st_mode & S_IFMT {
+            case S_IFCHR where us.st_rdev == 0:
+                out.append(LayerChange(relative: rel, kind: .removed, path: u))
+            case S_IFDIR:
+                let merge = lowerExists && ls.st_mode & S_IFMT == S_IFDIR && !Self.isOpaque(u)
+                out.append(LayerChange(relative: rel, kind: merge ? .merged : .replaced, path: u))
+                try changes(relative: rel, replacing: !merge, into: &out)
+            default:
+                out.append(LayerChange(relative: rel, kind: .replaced, path: u))
+            }
+        }
+    }
+}

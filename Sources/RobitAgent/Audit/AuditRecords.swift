@@ -71,6 +71,15 @@ public enum AuditRecords {
         ]
     }
 
+    /// `run.start` of `robit audit replay`: a run of the recorded task, which names the log it replays.
+    static func replayStart(robitVersion: String, taskBytes: [UInt8], taskPath: String, task: TaskFile, workspaceTree: String,
+                            replayOf: (run: String, head: String?, path: String)) -> AuditValue {
+        var data = runStart(robitVersion: robitVersion, taskBytes: taskBytes, taskPath: taskPath, task: task, workspaceTree: workspaceTree)
+        data.set("command", "audit replay")
+        data.set("replay_of", ["run": .string(replayOf.run), "head": AuditValue(replayOf.head), "path": .string(replayOf.path)])
+        return data
+    }
+
     /// `resumed`: a run continued by `robit resume`, with what it had done before.
     static func resumed(robitVersion: String, stepsSoFar: Int, workspaceTree: String) -> AuditValue {
         ["status": "ok", "robit_version": .string(robitVersion), "steps_so_far": .int(Int64(stepsSoFar)),
@@ -106,9 +115,15 @@ public enum AuditRecords {
         let nftRuleset = sandbox.network?.rulesetText
         let config = FileManager.default.contents(atPath: sandbox.bundle.configPath).map { [UInt8]($0) } ?? []
         let seccomp = (sandbox.spec.linux?.seccomp).flatMap { try? OCIBundle.encode($0) }.map { [UInt8]($0) }
+        // The same texts with this sandbox's own id, paths and address replaced: what a replay compares.
+        let values = PolicyTemplate.Values(sandboxID: sandbox.id, bundleDirectory: sandbox.bundle.path, workspace: sandbox.configuration.workspace,
+                                           address: sandbox.network?.lease.sandboxAddress, hostAddress: sandbox.network?.lease.hostAddress)
+        let template = { (bytes: [UInt8]) in AuditHash.sha256Hex(PolicyTemplate.text(String(decoding: bytes, as: UTF8.self), values: values)) }
         return AuditEvent(type: "policy", data: [
             "status": "ok",
             "config_sha256": .string(AuditHash.sha256Hex(config)),
+            "config_template_sha256": .string(template(config)),
+            "nft_template_sha256": nftRuleset.map { .string(template(Array($0.utf8))) } ?? .null,
             "seccomp_sha256": seccomp.map { .string(AuditHash.sha256Hex($0)) } ?? .null,
             "nft_sha256": nftRuleset.map { .string(AuditHash.sha256Hex($0)) } ?? .null,
             "network": nftRuleset == nil ? "none" : "allowlist",
@@ -248,11 +263,12 @@ public enum AuditRecords {
 
     /// The patch written at `path`: hash and size of the bytes written, the files it touches, and how many
     /// secret values were replaced in it before it was written.
-    static func patch(path: String, diff: String, redacted: Int) -> AuditEvent {
+    /// `tree` is the workspace's tree hash at the end (null where robit does not know the tree it started from).
+    static func patch(path: String, diff: String, redacted: Int, tree: String?) -> AuditEvent {
         AuditEvent(type: "patch", data: [
             "status": "ok", "path": .string(path), "sha256": .string(AuditHash.sha256Hex(diff)),
             "bytes": .int(Int64(diff.utf8.count)), "files": .int(Int64(PatchSummary.files(in: diff))),
-            "redacted": .int(Int64(redacted)),
+            "redacted": .int(Int64(redacted)), "workspace_tree_sha256": AuditValue(tree),
         ])
     }
 

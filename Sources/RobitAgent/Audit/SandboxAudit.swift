@@ -91,7 +91,7 @@ public enum SandboxAudit {
 
     /// Creates the sandbox and records `sandbox.create` and `policy`; a failure is recorded as an `error`.
     public static func create(_ options: SandboxOptions, id: String, configuration: SandboxConfiguration? = nil,
-                              log: AuditLog) async throws(SandboxError) -> Sandbox {
+                              log: AuditLog, policy recorded: ((AuditValue) -> Void)? = nil) async throws(SandboxError) -> Sandbox {
         let start = ContinuousClock.now
         let box: Sandbox
         do { box = try await Sandbox.create(options, id: id, configuration: configuration) } catch {
@@ -99,7 +99,9 @@ public enum SandboxAudit {
             throw error
         }
         _ = try? log.append(AuditRecords.sandboxCreate(box, duration: ContinuousClock.now - start))
-        _ = try? log.append(AuditRecords.policy(box, policy: options.policy))
+        let policy = AuditRecords.policy(box, policy: options.policy)
+        _ = try? log.append(policy)
+        recorded?(policy.data)
         return box
     }
 
@@ -133,7 +135,8 @@ public enum SandboxAudit {
 
     /// Writes the patch of a run's workspace to `path` with the redactor's secrets replaced, and records
     /// `patch` (or the `error` that prevented it). Returns how many secret values were replaced.
-    public static func writePatch(of workspace: RunWorkspace, to path: String, redactor: Redactor, log: AuditLog) throws(RunSetupError) -> Int {
+    public static func writePatch(of workspace: RunWorkspace, to path: String, redactor: Redactor, log: AuditLog,
+                                  tree: String? = nil) throws(RunSetupError) -> Int {
         let diff: String
         do { diff = try workspace.patch() } catch {
             let message = "no patch: \(redactor.redact(error.message))"
@@ -149,7 +152,7 @@ public enum SandboxAudit {
             _ = try? log.append(AuditRecords.error(message, stage: "patch"))
             throw RunSetupError(.sandboxFailed, message)
         }
-        _ = try? log.append(AuditRecords.patch(path: path, diff: clean, redacted: count))
+        _ = try? log.append(AuditRecords.patch(path: path, diff: clean, redacted: count, tree: tree))
         return count
     }
 

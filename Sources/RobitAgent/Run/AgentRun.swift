@@ -103,14 +103,14 @@ public enum AgentRun {
             throw RunSetupError(ExitStatus(error), error.message, underlying: error)
         }
         // The tree the run starts from: the user's directory, whose file digests are cached between runs.
-        let sourceTree = WorkspaceTree.hash(task.workspace.path, cache: WorkspaceTree.cachePath(for: task.workspace.path, environment: request.environment))
+        let sourceTree = WorkspaceTree.manifest(task.workspace.path, cache: WorkspaceTree.cachePath(for: task.workspace.path, environment: request.environment))
         let taskDirectory = (URL(fileURLWithPath: request.taskPath).standardizedFileURL.path as NSString).deletingLastPathComponent
         let start = AuditRecords.runStart(robitVersion: request.robitVersion, taskBytes: [UInt8](taskData),
                                           taskPath: URL(fileURLWithPath: request.taskPath).standardizedFileURL.path, task: task,
-                                          workspaceTree: sourceTree)
+                                          workspaceTree: sourceTree.hash)
         do {
             return try await execute(task: task, taskData: taskData, taskDirectory: taskDirectory, id: id, runWorkspace: runWorkspace,
-                                     request: request, history: nil, startData: start, events: events, notice: notice)
+                                     request: request, history: nil, startData: start, startTree: sourceTree, events: events, notice: notice)
         } catch {
             // The run never started: nothing of its workspace is kept.
             runWorkspace.finish(done: true)
@@ -162,7 +162,9 @@ public enum AgentRun {
         do {
             return try await execute(task: task, taskData: Data(text.utf8), taskDirectory: taskDirectory, id: record.id, runWorkspace: runWorkspace,
                                      request: resumed, history: history, startData: AuditRecords.resumed(robitVersion: request.robitVersion, stepsSoFar: history.usage.steps,
-                                                                    workspaceTree: WorkspaceTree.hash(runWorkspace.work)), events: events, notice: notice, store: store, existing: record)
+                                                                    workspaceTree: WorkspaceTree.hash(runWorkspace.work)),
+                                     startTree: WorkspaceTree.manifest(record.workspace, cache: WorkspaceTree.cachePath(for: record.workspace, environment: request.environment)),
+                                     events: events, notice: notice, store: store, existing: record)
         } catch {
             runWorkspace.finish(done: false)
             throw error
@@ -171,10 +173,11 @@ public enum AgentRun {
 
     // MARK: - The run
 
-    private static func execute(task: TaskFile, taskData: Data, taskDirectory: String, id: String, runWorkspace: RunWorkspace,
-                                request: RunRequest, history: AuditHistory?, startData: AuditValue,
+    static func execute(task: TaskFile, taskData: Data, taskDirectory: String, id: String, runWorkspace: RunWorkspace,
+                                request: RunRequest, history: AuditHistory?, startData: AuditValue, startTree: WorkspaceManifest?,
                                 events: @escaping @Sendable (LoopEvent) -> Void, notice: @escaping @Sendable (String) -> Void,
-                                store existingStore: RunStore? = nil, existing: RunRecord? = nil) async throws(RunSetupError) -> RunSummary {
+                                store existingStore: RunStore? = nil, existing: RunRecord? = nil,
+                                replay: ReplaySetup? = nil) async throws(RunSetupError) -> RunSummary {
         let clock = ContinuousClock()
         let began = clock.now
         var secrets: [Redaction] = []
@@ -184,14 +187,18 @@ public enum AgentRun {
         // The run's one redactor: tool output, the log, the patch, the summary and the final answer.
         let redactor = Redactor(secrets)
         let provider: any ModelProvider
-        do {
-            provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory,
-                                        options: request.providerOptions ?? HTTPProviderOptions())
-        } catch {
-            throw RunSetupError(.invalidInput, error.message)
+        if let replay {
+            provider = replay.provider
+        } else {
+            do {
+                provider = try makeProvider(task, environment: request.environment, baseDirectory: taskDirectory,
+                                            options: request.providerOptions ?? HTTPProviderOptions())
+            } catch {
+                throw RunSetupError(.invalidInput, error.message)
+            }
         }
         let prices = try PriceTable.load(environment: request.environment)
-        if task.budget.maxCostMicroUSD != nil, task.model.provider != .replay, prices.price(model: task.model.name) == nil {
+        if replay == nil, task.budget.maxCostMicroUSD != nil, task.model.provider != .replay, prices.price(model: task.model.name) == nil {
             throw RunSetupError(.invalidInput, "budget.max_cost_usd is set, but robit has no price for model \(task.model.name), so the limit could not be enforced; add it to \(PriceTable.configPath(environment: request.environment)) as {\"\(task.model.name)\": {\"input_usd_per_million\": N, \"output_usd_per_million\": N}} or remove max_cost_usd")
         }
         let tools: ToolRegistry
@@ -212,8 +219,10 @@ public enum AgentRun {
         do {
             if history == nil {
                 var data = startData
-                // The task file itself, as a blob (`run.start` holds its hash and a reference).
+                // The task file itself, as a blob (`run.start` holds its hash and a reference), and the lines of
+                // the workspace's tree, so that a replay can name the paths in which its workspace differs.
                 data.set("task", try AuditLog.storeBlob(Array(taskData), in: auditDirectory))
+                if let startTree { data.set("workspace_tree", try AuditLog.storeBlob(Array(startTree.text.utf8), in: auditDirectory)) }
                 log = try AuditLog.create(directory: auditDirectory, run: id, options: auditOptions, startData: data)
             } else {
                 log = try AuditLog.reopen(directory: auditDirectory, options: auditOptions, recordType: "resumed", data: startData)
@@ -223,8 +232,8 @@ public enum AgentRun {
         }
         notice("run \(id), audit log \(log.path)")
 
-        // The run store.
-        let store = existingStore ?? (try? RunStore(path: RunStore.defaultPath(environment: request.environment)))
+        // The run store (not for a replay: it is not a run to list or resume).
+        let store = replay != nil ? nil : existingStore ?? (try? RunStore(path: RunStore.defaultPath(environment: request.environment)))
         var record = existing ?? RunRecord(id: id, taskPath: URL(fileURLWithPath: request.taskPath).standardizedFileURL.path, taskName: task.name,
                                            workspace: task.workspace.path, runWorkspace: runWorkspace.root, auditPath: log.path,
                                            status: "running", runtime: options.runtime.rawValue, provider: task.model.provider.rawValue,
@@ -232,7 +241,7 @@ public enum AgentRun {
         record.status = "running"
         record.pid = getpid()
         record.runtime = options.runtime.rawValue
-        if store == nil { notice("warning: the run store cannot be opened; this run will not be listed or resumable") }
+        if store == nil && replay == nil { notice("warning: the run store cannot be opened; this run will not be listed or resumable") }
         if existing == nil { try? store?.insert(record) } else { try? store?.update(record) }
 
         Interrupts.install()
@@ -241,12 +250,18 @@ public enum AgentRun {
         // The loop reports run totals; the run store's step rows hold what each step used.
         let totalsBefore = Locked(usage)
         var sandbox: Sandbox?
-        do {
+        do throws(SandboxError) {
             // The configuration worked out for the placement check is the sandbox's (a resumed run's
             // sandbox has an id of its own, and so a configuration of its own).
-            let box = history == nil ? try await SandboxAudit.create(options, id: id, configuration: configuration, log: log)
-                                     : try await SandboxAudit.create(options, id: Sandbox.newID(), log: log)
+            let refusal = Locked<String?>(nil)
+            let check: ((AuditValue) -> Void)? = replay.map { replay in { policy in refusal.withLock { $0 = replay.checkPolicy(policy) } } }
+            let box = history == nil ? try await SandboxAudit.create(options, id: id, configuration: configuration, log: log, policy: check)
+                                     : try await SandboxAudit.create(options, id: Sandbox.newID(), log: log, policy: check)
             sandbox = box
+            if let refused = refusal.withLock({ $0 }) {
+                // The replay does not run under another policy than the one recorded: nothing is executed.
+                throw SandboxError(.invalidInput, refused)
+            }
             let loop = AgentLoop(task: task, provider: provider, tools: tools, sandbox: box, log: log, prices: prices,
                                  messages: history?.messages ?? [.user(task.prompt)], usage: usage, elapsedBefore: history?.elapsed ?? .zero,
                                  events: { event in
@@ -262,7 +277,8 @@ public enum AgentRun {
             outcome = await loop.run()
             usage = loop.usage
         } catch {
-            outcome = LoopOutcome(status: error.code == .interrupted ? .interrupted : .sandboxFailed, message: error.message, finalText: nil, limit: nil)
+            let status: RunStatus = error.code == .interrupted ? .interrupted : replay != nil && error.code == .invalidInput ? .failed : .sandboxFailed
+            outcome = LoopOutcome(status: status, message: error.message, finalText: nil, limit: nil)
         }
         if let box = sandbox {
             let leftovers = await SandboxAudit.destroy(box, log: log)
@@ -279,7 +295,8 @@ public enum AgentRun {
         if sandbox != nil {
             let target = task.output.patch ?? runWorkspace.root + "/changes.patch"
             do throws(RunSetupError) {
-                patchRedactions = try SandboxAudit.writePatch(of: runWorkspace, to: target, redactor: redactor, log: log)
+                patchRedactions = try SandboxAudit.writePatch(of: runWorkspace, to: target, redactor: redactor, log: log,
+                                                              tree: startTree.flatMap { runWorkspace.tree(from: $0) }?.hash)
                 patchPath = target
             } catch {
                 notice("warning: \(error.message)")

@@ -13,6 +13,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case sandboxFailed = 5
     /// An audit log failed verification or could not be written.
     case auditFailed = 6
+    /// `robit audit replay`: the replay did not do what the log recorded, or was refused because the
+    /// sandbox would not have the recorded policy.
+    case replayDiverged = 7
     /// `robit sandbox run`: the command hit its timeout and was killed.
     case timedOut = 124
     case interrupted = 130

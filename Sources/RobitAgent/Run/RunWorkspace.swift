@@ -49,6 +49,13 @@ public struct RunWorkspace: Sendable {
         return try layers.patch()
     }
 
+    /// The workspace's tree now, from the tree it started as (`start`) and what the run changed: only the
+    /// changes are read. nil when the workspace is not mounted or its changes cannot be read.
+    func tree(from start: WorkspaceManifest) -> WorkspaceManifest? {
+        guard let layers, let changes = try? layers.changes() else { return nil }
+        return start.applying(changes)
+    }
+
     /// Unmounts the workspace. `done`: the run finished, so its changes (the image) go too; only
     /// what else is in the run's directory (the default patch) stays, and the directory goes when
     /// nothing does. Otherwise the image stays for `robit resume`.
@@ -63,7 +70,10 @@ public struct RunWorkspace: Sendable {
 /// each file is cached by path, inode, size, mtime and ctime as git's index does (`cache`), and a file
 /// changed less than two seconds before the cache was written is hashed again next time.
 enum WorkspaceTree {
-    static func hash(_ root: String, cache: String? = nil) -> String {
+    static func hash(_ root: String, cache: String? = nil) -> String { manifest(root, cache: cache).hash }
+
+    /// The tree's lines (one per entry) and their hash.
+    static func manifest(_ root: String, cache: String? = nil) -> WorkspaceManifest {
         let entries = walkTree(root)
         let previous = cache.map(Cache.load) ?? [:]
         var digests = [String?](repeating: nil, count: entries.count)
@@ -86,15 +96,10 @@ enum WorkspaceTree {
             for j in stride(from: w, to: paths.count, by: workers) { out[j] = fileDigest(paths[j], buffer: buffer) }
         }
         for (j, i) in toHash.enumerated() { digests[i] = computed[j] }
-        var lines: [String] = []
+        var lines: [String: String] = [:]
         lines.reserveCapacity(entries.count)
         for (i, e) in entries.enumerated() {
-            switch e.kind {
-            case "f": lines.append("f \(e.mode) \(e.stat.st_size) \(digests[i] ?? AuditHash.sha256Hex([])) \(e.relative)")
-            case "d": lines.append("d \(e.mode) \(e.relative)")
-            case "l": lines.append("l \(e.relative) -> \(e.target)")
-            default: lines.append("o \(e.mode) \(e.relative)")
-            }
+            lines[e.relative] = line(e, digest: digests[i])
         }
         let files = entries.reduce(0) { $0 + ($1.kind == "f" ? 1 : 0) }
         if let cache, !toHash.isEmpty || previous.count != files {
@@ -102,7 +107,34 @@ enum WorkspaceTree {
                 entries[i].kind == "f" ? digests[i].map { (entries[i], $0) } : nil
             })
         }
-        return AuditHash.sha256Hex(lines.sorted().joined(separator: "\n"))
+        return WorkspaceManifest(lines: lines)
+    }
+
+    /// An entry's line: `f MODE SIZE SHA256 PATH`, `d MODE PATH`, `l PATH -> TARGET`, `o MODE PATH`.
+    static func line(_ e: Entry, digest: String?) -> String {
+        switch e.kind {
+        case "f": return "f \(e.mode) \(e.stat.st_size) \(digest ?? AuditHash.sha256Hex([])) \(e.relative)"
+        case "d": return "d \(e.mode) \(e.relative)"
+        case "l": return "l \(e.relative) -> \(e.target)"
+        default: return "o \(e.mode) \(e.relative)"
+        }
+    }
+
+    /// The entry of one path (`at` is its host path, `relative` its name in the tree), nil if it is gone.
+    static func entry(at path: String, relative: String) -> Entry? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        let mode = String(st.st_mode & 0o7777, radix: 8)
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return Entry(relative: relative, kind: "d", mode: mode, stat: st)
+        case S_IFREG: return Entry(relative: relative, kind: "f", mode: mode, stat: st)
+        case S_IFLNK:
+            var buffer = [CChar](repeating: 0, count: 4097)
+            let n = readlink(path, &buffer, 4096)
+            let target = n >= 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+            return Entry(relative: relative, kind: "l", mode: mode, stat: st, target: target)
+        default: return Entry(relative: relative, kind: "o", mode: mode, stat: st)
+        }
     }
 
     struct Entry {
