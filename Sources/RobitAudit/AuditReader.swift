@@ -72,6 +72,8 @@ public struct AuditReader: Sequence, IteratorProtocol {
 /// SHA-256 helpers for callers that record hashes of files they produced (config.json, seccomp, nft rules).
 public enum AuditHash {
     public static func sha256Hex(_ bytes: [UInt8]) -> String { Digest.sha256Hex(bytes) }
+    /// The 32 bytes of the digest (for a Content-Security-Policy hash, which is base64).
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
     public static func sha256Hex(_ text: String) -> String {
         var text = text
         return text.withUTF8 { Digest.sha256Hex(UnsafeRawBufferPointer($0)) }

@@ -7,7 +7,7 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Verify and read audit logs.",
-        subcommands: [AuditVerify.self, AuditShow.self, AuditReplayCommand.self])
+        subcommands: [AuditVerify.self, AuditShow.self, AuditReplayCommand.self, AuditReportCommand.self])
 }
 
 
