@@ -1,4 +1,5 @@
 import Foundation
+import RobitAudit
 import RobitOCI
 
 /// The code paths of the `taskfile`, `json`, `sse` and `schema` fuzz targets (Sources/robit-fuzz,
@@ -9,8 +10,37 @@ import RobitOCI
 /// a broken invariant (checked with `preconditionFailure`, which the fuzzer reports as a crash).
 package enum AgentFuzzing {
     package static let targets: [String: @Sendable ([UInt8]) -> Void] = [
-        "taskfile": taskfile, "json": json, "sse": sse, "schema": schema,
+        "taskfile": taskfile, "json": json, "sse": sse, "schema": schema, "report": report,
     ]
+
+    // MARK: - report
+
+    /// What `robit audit report` and `robit audit replay` do with a log's records: each line decoded as an
+    /// audit record, the HTML page built from them, the replay comparison of the records against
+    /// themselves reversed, and the bytes read as a workspace tree listing (`run.start.workspace_tree`).
+    ///
+    /// Invariants: nothing from the log becomes markup: the page has exactly its own one `<style>` and one
+    /// `<script>`, and no other element that could load or run anything; the records compared with
+    /// themselves do not diverge.
+    package static func report(_ bytes: [UInt8]) {
+        let records = bytes.split(separator: 0x0A, omittingEmptySubsequences: true).compactMap { AuditReader.decode(Array($0)) }
+        var verdict = AuditVerdict()
+        verdict.records = records.count
+        var page = AuditHTMLReport.Page(directory: "/nonexistent-robit-fuzz")
+        _ = page.build(path: "audit.jsonl", records: records, skipped: 0, verdict: verdict, verdictLine: "fuzz", verdictClass: "ok")
+        let lower = page.out.lowercased()
+        for (tag, count) in [("<script", 1), ("<style", 1), ("<img", 0), ("<iframe", 0), ("<object", 0), ("<embed", 0), ("<link", 0), ("<base", 0), ("<svg", 0), ("<form", 0)] {
+            let found = lower.components(separatedBy: tag).count - 1
+            guard found == count else { preconditionFailure("report: \(found) \(tag) in the page (its own: \(count))") }
+        }
+        let same = ReplayComparison(recorded: records, recordedDirectory: "/nonexistent-robit-fuzz", replayed: records,
+                                    replayDirectory: "/nonexistent-robit-fuzz").compare()
+        guard same.divergences.isEmpty else { preconditionFailure("report: records diverge from themselves: \(same.divergences)") }
+        _ = ReplayComparison(recorded: records, recordedDirectory: "/nonexistent-robit-fuzz", replayed: records.reversed(),
+                             replayDirectory: "/nonexistent-robit-fuzz").compare()
+        let manifest = WorkspaceManifest(text: String(decoding: bytes, as: UTF8.self))
+        _ = manifest.differences(to: WorkspaceManifest(lines: [:]))
+    }
 
     // MARK: - taskfile
 

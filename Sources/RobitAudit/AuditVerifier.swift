@@ -41,6 +41,7 @@ public struct AuditFailure: Sendable, CustomStringConvertible {
 }
 
 public struct AuditVerdict: Sendable {
+    public init() {}
     public var failure: AuditFailure?
     public var ok: Bool { failure == nil }
     /// Complete records read (up to the failure, if any).

@@ -1,6 +1,6 @@
 // libFuzzer driver for robit's parsers of untrusted input; built only with ROBIT_FUZZ=1 (see Package.swift
 // and scripts/fuzz). Usage: robit-fuzz TARGET [libFuzzer flags and corpus dirs/files]
-// TARGET: taskfile, json, sse, schema, canonical. Without it, $ROBIT_FUZZ_TARGET names the target (libFuzzer's
+// TARGET: taskfile, json, sse, schema, report, canonical. Without it, $ROBIT_FUZZ_TARGET names the target (libFuzzer's
 // -fork/-merge children re-run this program with its flags only, so the target travels in the environment).
 //
 // SwiftPM links executables with `main` aliased to this module's entry point, so libFuzzer's own main is

@@ -31,7 +31,7 @@ enum FuzzCorpus {
 }
 
 struct FuzzCorpusTests {
-    @Test(arguments: ["taskfile", "json", "sse", "schema"])
+    @Test(arguments: ["taskfile", "json", "sse", "schema", "report"])
     func replaysSeeds(target: String) throws {
         let feed = try #require(AgentFuzzing.targets[target])
         let seeds = FuzzCorpus.seeds(target)
@@ -45,7 +45,7 @@ struct FuzzCorpusTests {
     /// test instead of taking the whole suite down; it must also finish within `FuzzCorpus.timeLimit` (kept
     /// timeouts). A file named `open-*` is a bug not fixed yet: its failure is a known issue, and once the bug
     /// is fixed the test says so (rename the file then, without `open-`). See fuzz/crashes/README.md.
-    @Test(arguments: FuzzCorpus.keptCrashes(["taskfile", "json", "sse", "schema"]))
+    @Test(arguments: FuzzCorpus.keptCrashes(["taskfile", "json", "sse", "schema", "report"]))
     func replaysKeptCrash(crash: String) async {
         let target = String(crash.prefix { $0 != "/" })
         let path = FuzzCorpus.repositoryRoot + "/fuzz/crashes/" + crash
