@@ -64,10 +64,12 @@ def browse(html, shots=None):
         sys.exit(f"scripts/browser-check failed: {r.stderr[-500:]}")
 
 
-def report(robit, steps):
-    home = tempfile.mkdtemp(prefix="robit-bench-report-")
+def report(robit, steps, keep=None):
+    home = keep or tempfile.mkdtemp(prefix="robit-bench-report-")
+    if keep and os.path.exists(home + "/summary.json"):
+        return render(robit, home)
     try:
-        os.makedirs(home + "/task/project")
+        os.makedirs(home + "/task/project", exist_ok=True)
         with open(home + "/task/project/README", "w") as f:
             f.write("bench\n")
         with open(home + "/task/script.jsonl", "w") as f:
@@ -92,9 +94,21 @@ budget: {{ max_steps: {steps + 1}, max_tokens: 100000000, max_wall: 60m }}
         if r.returncode != 0:
             sys.exit(f"robit run failed: {r.stderr[-500:]}")
         summary = json.loads(r.stdout)
+        with open(home + "/summary.json", "w") as f:
+            f.write(r.stdout)
+        print(f"run: {summary['steps']} steps, {summary['tool_calls']} tool calls in {t:.1f} s")
+        render(robit, home)
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def render(robit, home):
+        env = env_for(home)
+        summary = json.load(open(home + "/summary.json"))
         audit = summary["audit_path"]
         log_mb = os.path.getsize(audit) / 1e6
-        print(f"run: {summary['steps']} steps, {summary['tool_calls']} tool calls in {t:.1f} s; log {log_mb:.1f} MB")
+        print(f"log {log_mb:.1f} MB")
         html = home + "/report.html"
         tr, rr = timed([robit, "audit", "report", audit, "--html", html], env)
         if rr.returncode != 0:
@@ -110,10 +124,8 @@ budget: {{ max_steps: {steps + 1}, max_tokens: 100000000, max_wall: 60m }}
                 sys.exit(f"the page did not load cleanly: {json.dumps(p)[:800]}")
         med = lambda xs, k: statistics.median(x[k] for x in xs)
         print(f"chromium {pages[0].get('chromium')}: empty page render {med(floor, 'render_ms'):.0f} ms, wall {med(floor, 'wall_ms'):.0f} ms")
-        print(f"{steps}-step page: render {med(pages, 'render_ms'):.0f} ms (runs: {', '.join(str(round(p['render_ms'])) for p in pages)}), "
+        print(f"{summary['steps']}-step page: render {med(pages, 'render_ms'):.0f} ms (runs: {', '.join(str(round(p['render_ms'])) for p in pages)}), "
               f"wall {med(pages, 'wall_ms'):.0f} ms; requests {sum(len(p.get('requests', [])) for p in pages)}; target: render < 2000 ms")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def main():
@@ -123,11 +135,12 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--runtime", action="append")
     ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--keep", help="report: keep the run in this directory, and reuse it when it is there")
     a = ap.parse_args()
     if a.what == "replay":
         replay(a.robit, a.runs, a.runtime or ["runsc", "crun"])
     else:
-        report(a.robit, a.steps)
+        report(a.robit, a.steps, a.keep)
 
 
 if __name__ == "__main__":

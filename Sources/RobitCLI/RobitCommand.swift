@@ -22,9 +22,11 @@ public struct RobitCommand: AsyncParsableCommand {
               robit bundle T.yaml --out D  write a task's OCI bundle, without running it
               robit keygen                 create the key that signs audit logs
               robit audit verify LOG       check a run's audit log
+              robit audit replay LOG       run its tool calls again and report divergences
+              robit audit report LOG --html OUT.html   one self-contained page for a reviewer
 
             Exit codes: 0 done, 2 invalid input, 3 budget exhausted, 4 model provider failed, \
-            5 sandbox failed, 6 audit verification failed, 130 interrupted.
+            5 sandbox failed, 6 audit verification failed, 7 a replay diverged, 130 interrupted.
             """,
         version: "robit \(robitVersion)",
         subcommands: [RunCommand.self, RunsCommand.self, ResumeCommand.self, SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])

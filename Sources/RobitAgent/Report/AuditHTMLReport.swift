@@ -74,7 +74,7 @@ public enum AuditHTMLReport {
         .step>h3{font-size:15px;margin:0 0 4px}.item{border-top:1px dashed var(--line);padding:6px 0 2px}.item:first-of-type{border-top:0}
         .tag{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;border:1px solid var(--line)}
         .tag.ok{color:var(--ok);border-color:var(--ok)}.tag.error{color:var(--bad);border-color:var(--bad)}
-        .meta{color:var(--mute);font-size:13px}summary{cursor:pointer;color:var(--acc)}summary:focus{outline:2px solid var(--acc)}
+        .meta{color:var(--mute);font-size:13px}.lbl{color:var(--mute);user-select:none}pre{margin:2px 0}summary{cursor:pointer;color:var(--acc)}summary:focus{outline:2px solid var(--acc)}
         .hidden{display:none}
         """
 
@@ -82,8 +82,8 @@ public enum AuditHTMLReport {
         (function(){var steps=[].slice.call(document.querySelectorAll('.step'));var i=-1;
         function go(n){if(!steps.length)return;i=Math.max(0,Math.min(steps.length-1,n));steps[i].focus();}
         document.addEventListener('keydown',function(e){if(e.target&&/INPUT|SELECT|TEXTAREA/.test(e.target.tagName))return;
-        if(e.key==='j')go(i+1);else if(e.key==='k')go(i-1);else if(e.key==='e'){for(var n=i+1;n<steps.length;n++){if(steps[n].dataset.error==='1'){go(n);return;}}}});
-        var f=document.getElementById('only-errors');if(f)f.addEventListener('change',function(){steps.forEach(function(s){s.classList.toggle('hidden',f.checked&&s.dataset.error!=='1');});});
+        if(e.key==='j')go(i+1);else if(e.key==='k')go(i-1);else if(e.key==='e'){for(var n=i+1;n<steps.length;n++){if(steps[n].dataset.error){go(n);return;}}}});
+        var f=document.getElementById('only-errors');if(f)f.addEventListener('change',function(){steps.forEach(function(s){s.classList.toggle('hidden',f.checked&&!s.dataset.error);});});
         document.body.dataset.ready='1';})();
         """
 
@@ -216,99 +216,97 @@ public enum AuditHTMLReport {
         }
 
         /// Steps in order: a section per model turn, holding its answer and the results of its calls;
-        /// what comes before the first turn and after the last has a section of its own.
+        /// what comes before the first turn and after the last has a section of its own. A call's
+        /// arguments (from its `tool.call`) are shown with its result.
         mutating func timeline(_ records: [AuditRecord]) {
+            var arguments: [String: AuditValue] = [:]
+            for r in records where r.type == "tool.call" {
+                if let id = r.data["id"]?.stringValue { arguments[id] = r.data["arguments"] }
+            }
             var open = false
             var sectionHasError = false
-            var buffer = ""
+            var body = Page(directory: directory)
             var heading = ""
             func flush(_ page: inout Page) {
                 guard open else { return }
-                page.raw("<section class=\"step\" tabindex=\"-1\" data-error=\"\(sectionHasError ? 1 : 0)\"><h3>")
+                page.raw("<section class=\"step\" tabindex=\"-1\"\(sectionHasError ? " data-error=\"1\"" : "")><h3>")
                 page.text(heading)
                 page.raw("</h3>")
-                page.raw(buffer)
+                page.raw(body.out)
                 page.raw("</section>")
-                buffer = ""
+                body.out = ""
                 open = false
                 sectionHasError = false
             }
-            var item = Page(directory: directory)
             for r in records {
                 switch r.type {
-                case "checkpoint", "model.request":
+                case "checkpoint", "model.request", "tool.call":
                     continue
                 case "model.response":
                     flush(&self)
                     open = true
                     heading = "Step \(r.data["step"]?.intValue ?? 0)"
-                case "run.start" where !open:
-                    open = true
-                    heading = "Start"
                 case "run.end":
                     flush(&self)
                     open = true
                     heading = "End"
                 default:
-                    if !open { open = true; heading = "Before the first model turn" }
+                    if !open { open = true; heading = "Start" }
                 }
                 if r.data["status"]?.stringValue == "error" { sectionHasError = true }
-                item.out = ""
-                item.record(r)
-                buffer += item.out
+                body.record(r, arguments: r.type == "tool.result" ? r.data["id"]?.stringValue.flatMap { arguments[$0] } : nil)
             }
             flush(&self)
         }
 
-        mutating func record(_ r: AuditRecord) {
+        mutating func record(_ r: AuditRecord, arguments: AuditValue? = nil) {
             let status = r.data["status"]?.stringValue
-            raw("<div class=\"item\"><span class=\"mono\">#\(r.seq)</span> <strong>")
-            text(r.type)
-            raw("</strong> ")
-            if let status { raw("<span class=\"tag \(status == "error" ? "error" : "ok")\">"); text(status); raw("</span> ") }
-            raw("<span class=\"meta\">")
+            raw("<div class=\"item\"><span class=\"meta\">#\(r.seq) ")
             text(String(r.ts.dropFirst(11).prefix(12)))
-            raw("</span>")
+            raw("</span> ")
+            if r.type == "tool.result" {
+                raw("<b>")
+                text(r.data["name"]?.stringValue ?? "?")
+                raw("</b> ")
+            } else {
+                raw("<b>")
+                text(r.type)
+                raw("</b> ")
+            }
+            if status == "error" { raw("<span class=\"tag error\">error</span> ") }
             switch r.type {
             case "model.response":
                 if status == "error" {
                     line("error (\(r.data["error_kind"]?.stringValue ?? "?")): \(r.data["error"]?.stringValue ?? "")")
                     break
                 }
-                line("\(r.data["input_tokens"]?.intValue ?? 0) tokens in, \(r.data["output_tokens"]?.intValue ?? 0) out · \(AuditHTMLReport.duration(r.data["latency_ns"]?.intValue)) · stop \(r.data["stop_reason"]?.stringValue ?? "?")")
-                output("answer", r.data["text"], openWhenShort: true)
-                if case .array(let calls)? = r.data["tool_calls"] {
-                    for c in calls {
-                        raw("<div>→ call <code>")
-                        text(c["name"]?.stringValue ?? "?")
-                        raw("</code> <span class=\"meta\">")
-                        text(c["id"]?.stringValue ?? "")
-                        raw("</span></div>")
-                    }
+                raw("<span class=\"meta\">")
+                text("\(r.data["input_tokens"]?.intValue ?? 0) tokens in, \(r.data["output_tokens"]?.intValue ?? 0) out · \(AuditHTMLReport.duration(r.data["latency_ns"]?.intValue)) · stop \(r.data["stop_reason"]?.stringValue ?? "?")")
+                if case .array(let calls)? = r.data["tool_calls"], !calls.isEmpty {
+                    text(" · calls " + calls.map { $0["name"]?.stringValue ?? "?" }.joined(separator: ", "))
                 }
-            case "tool.call":
-                raw(" <code>")
-                text(r.data["name"]?.stringValue ?? "?")
-                raw("</code> <span class=\"meta\">")
-                text(r.data["id"]?.stringValue ?? "")
                 raw("</span>")
-                output("arguments", r.data["arguments"], openWhenShort: true)
+                output("answer", r.data["text"])
             case "tool.result":
-                raw(" <code>")
-                text(r.data["name"]?.stringValue ?? "?")
-                raw("</code>")
-                var facts: [String] = []
+                raw("<span class=\"meta\">")
+                var facts: [String] = [r.data["id"]?.stringValue ?? ""]
                 if let code = r.data["exit_code"]?.intValue { facts.append("exit \(code)") }
                 if let signal = r.data["signal"]?.intValue { facts.append("signal \(signal)") }
                 if let ns = r.data["duration_ns"]?.intValue { facts.append(AuditHTMLReport.duration(ns)) }
-                if let o = r.data["stdout_bytes"]?.intValue, let e = r.data["stderr_bytes"]?.intValue { facts.append("\(o) + \(e) bytes out") }
+                if let o = r.data["stdout_bytes"]?.intValue, let e = r.data["stderr_bytes"]?.intValue { facts.append("\(o)+\(e) bytes") }
                 for flag in ["truncated", "timed_out", "out_of_memory", "interrupted", "sandbox_restarted"] where r.data[flag]?.boolValue == true { facts.append(flag) }
                 if let refused = r.data["refused"]?.stringValue { facts.append("refused: \(refused)") }
-                if case .array(let argv)? = r.data["argv"] { facts.append("argv " + argv.compactMap(\.stringValue).joined(separator: " ")) }
-                line(facts.joined(separator: " · "))
-                output("stdout", r.data["stdout"], openWhenShort: true)
-                output("stderr", r.data["stderr"], openWhenShort: true)
-                output("shown to the model", r.data["content"])
+                text(facts.joined(separator: " · "))
+                raw("</span>")
+                output("arguments", arguments)
+                if case .array(let argv)? = r.data["argv"] {
+                    let shown = argv.compactMap(\.stringValue).joined(separator: " ")
+                    if shown != "" { output("argv", .string(shown)) }
+                }
+                output("stdout", r.data["stdout"])
+                output("stderr", r.data["stderr"])
+                // What the model was shown matters on its own where nothing ran (refused, invalid arguments).
+                if r.data["exit_code"]?.isNull != false { output("shown to the model", r.data["content"]) }
             case "net.denied":
                 if case .array(let list)? = r.data["destinations"] {
                     line("after \(r.data["after"]?.stringValue ?? "?"): " + list.map { "\($0["proto"]?.stringValue ?? "?") \($0["address"]?.stringValue ?? "?"):\($0["port"]?.intValue ?? 0) ×\($0["packets"]?.intValue ?? 0)" }.joined(separator: ", "))
@@ -321,14 +319,14 @@ public enum AuditHTMLReport {
                 line("\(r.data["path"]?.stringValue ?? "?"), \(r.data["bytes"]?.intValue ?? 0) bytes, \(r.data["files"]?.intValue ?? 0) file(s), \(r.data["redacted"]?.intValue ?? 0) secret value(s) redacted")
             case "run.end":
                 line("\(r.data["result"]?.stringValue ?? "?"), exit \(r.data["exit_code"]?.intValue ?? -1): \(r.data["message"]?.stringValue ?? "")")
-                output("final answer", r.data["final_text"], openWhenShort: true)
+                output("final answer", r.data["final_text"])
             case "sandbox.create":
                 line("\(r.data["resource"]?.stringValue ?? "?") under \(r.data["runtime"]?.stringValue ?? "?") in \(AuditHTMLReport.duration(r.data["duration_ns"]?.intValue))")
             case "sandbox.destroy":
                 line("\(r.data["resource"]?.stringValue ?? "?") in \(AuditHTMLReport.duration(r.data["duration_ns"]?.intValue))" + (ReplayComparison.show(r.data["leftovers"]) == "[]" ? "" : ", leftovers \(ReplayComparison.show(r.data["leftovers"]))"))
             case "run.start":
                 line("robit \(r.data["command"]?.stringValue ?? "?") · \(r.data["signed"]?.boolValue == true ? "signed, key \(r.data["key_id"]?.stringValue ?? "?")" : "unsigned")")
-                output("prompt", r.data["prompt"], openWhenShort: true)
+                output("prompt", r.data["prompt"])
             default:
                 break
             }
@@ -342,7 +340,7 @@ public enum AuditHTMLReport {
         }
 
         /// A payload: inline text, a blob (read, cut), or bytes the log did not keep; long ones start collapsed.
-        mutating func output(_ label: String, _ value: AuditValue?, openWhenShort: Bool = false) {
+        mutating func output(_ label: String, _ value: AuditValue?) {
             guard let value, !value.isNull else { return }
             var shown: String
             var note = ""
@@ -380,12 +378,20 @@ public enum AuditHTMLReport {
             let cut = total > shown.utf8.count
             let lines = shown.utf8.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
             let long = total > AuditHTMLReport.collapseBytes || lines > AuditHTMLReport.collapseLines
-            raw(openWhenShort && !long ? "<details open><summary>" : "<details><summary>")
-            text("\(label) (\(total) bytes\(note.isEmpty ? "" : ", " + note))")
-            raw("</summary><pre>")
+            if long {
+                raw("<details><summary>")
+                text("\(label) (\(total) bytes\(note.isEmpty ? "" : ", " + note))")
+                raw("</summary><pre>")
+            } else {
+                raw("<pre title=\"")
+                text(label)
+                raw("\"><span class=\"lbl\">")
+                text(label + (note.isEmpty ? "" : " (" + note + ")"))
+                raw("</span> ")
+            }
             text(shown)
             if cut { text("\n… \(total - shown.utf8.count) more bytes in the log") }
-            raw("</pre></details>")
+            raw(long ? "</pre></details>" : "</pre>")
         }
     }
 
