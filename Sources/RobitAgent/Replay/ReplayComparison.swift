@@ -52,18 +52,21 @@ struct ReplayComparison {
 
         // Tool results, paired by step and call id, in the recorded order.
         let recordedResults = recorded.filter { $0.type == "tool.result" }
-        var replayByKey: [String: AuditRecord] = [:]
-        for r in replayed where r.type == "tool.result" { replayByKey[Self.key(r)] = replayByKey[Self.key(r)] ?? r }
-        var matched = Set<String>()
+        // The n-th result with a step and call id is paired with the replay's n-th (a log may hold a call id twice).
+        var replayByKey: [String: [AuditRecord]] = [:]
+        for r in replayed where r.type == "tool.result" { replayByKey[Self.key(r), default: []].append(r) }
+        var used: [String: Int] = [:]
         var durations = 0
         for r in recordedResults {
             let key = Self.key(r)
-            guard let mine = replayByKey[key] else {
+            let n = used[key, default: 0]
+            used[key] = n + 1
+            guard let candidates = replayByKey[key], n < candidates.count else {
                 divergences.append(ReplayDivergence(kind: "not_run", step: r.step, seq: r.seq, tool: r.name, callID: r.callID,
                                                     fields: [FieldDifference(field: "tool.result", recorded: "recorded at seq \(r.seq)", replayed: "none: the replay did not run this call")]))
                 continue
             }
-            matched.insert(key)
+            let mine = candidates[n]
             var fields: [FieldDifference] = []
             for field in Self.resultFields {
                 let a = Self.show(r.data[field]), b = Self.show(mine.data[field])
@@ -85,9 +88,11 @@ struct ReplayComparison {
                                                     fields: fields, diff: diff))
             }
         }
-        for r in replayed where r.type == "tool.result" && !matched.contains(Self.key(r)) {
+        for (key, list) in replayByKey.sorted(by: { $0.key < $1.key }) {
+            for r in list.dropFirst(used[key, default: 0]) {
             divergences.append(ReplayDivergence(kind: "extra_call", step: r.step, replaySeq: r.seq, tool: r.name, callID: r.callID,
-                                                fields: [FieldDifference(field: "tool.result", recorded: "none", replayed: "run by the replay at seq \(r.seq)")]))
+                                                    fields: [FieldDifference(field: "tool.result", recorded: "none", replayed: "run by the replay at seq \(r.seq)")]))
+            }
         }
 
         // What the egress filter dropped, per call.
