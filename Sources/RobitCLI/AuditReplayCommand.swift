@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RobitAgent
+import RobitAudit
 import RobitExec
 
 struct AuditReplayCommand: AsyncParsableCommand {
@@ -8,7 +9,8 @@ struct AuditReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Re-execute a run's recorded tool calls and report where they do not do the same again.",
         discussion: """
-            Verifies the log first (exit 6 if it does not verify). Checks that the starting workspace \
+            Verifies the log first (exit 6 if it does not verify; --pin PUB / --anchor HEAD pin it, and \
+            without either robit warns: the log names the task and every command the replay runs). Checks that the starting workspace \
             (--workspace, default the recorded one) has the recorded tree hash, works on a copy of it as \
             `robit run` does, rebuilds the sandbox from the recorded task and refuses when its policy \
             (config.json template, seccomp profile, nft ruleset) differs from the recorded one, unless \
@@ -39,12 +41,22 @@ struct AuditReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("audit-dir"), help: "Directory for the replay's own audit log (default ~/.local/state/robit/runs/RUN).")
     var auditDir: String?
 
+    @Option(help: "Pin the replayed log's public key (a .pub file or the base64 of the key); without it (or --anchor) robit warns that anyone could have written the log.")
+    var pin: String?
+
+    @Option(help: "Expected head hash of the replayed log (printed at the end of its run).")
+    var anchor: String?
+
     @Option(help: "Private key that signs the replay's audit checkpoints (default: $ROBIT_AUDIT_KEY, then ~/.config/robit/audit.key if present).")
     var key: String?
 
     func run() async throws {
+        var verify = AuditVerifyOptions(anchor: anchor)
+        if let pin {
+            do { verify.key = try AuditPublicKey.load(pin) } catch { throw RobitExit(.invalidInput, error.message) }
+        }
         let request = ReplayRequest(log: log, workspace: workspace, runtime: runtime, allowPolicyChange: allowPolicyChange,
-                                    auditDirectory: auditDir, signingKey: key, robitVersion: robitVersion)
+                                    auditDirectory: auditDir, signingKey: key, verify: verify, robitVersion: robitVersion)
         let report: ReplayReport
         do {
             report = try await AuditReplay.run(request, notice: { printError("robit: \($0)") })

@@ -177,6 +177,14 @@ import Testing
         let first = try #require(all.first)
         #expect(first["kind"] as? String == "result" && first["step"] as? Int == 5 && first["seq"] as? Int == Int(seq) && first["tool"] as? String == "run_tests")
         #expect((first["diff"] as? String)?.contains("-all tests passed (verified by a human)") == true, "\(first)")
+        #expect(r.stderr.contains("warning: the log's key is not pinned"), "\(r.stderr)")
+        // The head kept from the real run (or a pinned key) refuses the forgery before anything runs.
+        let anchored = try CLI.run(["audit", "replay", run.audit, "--anchor", run.head], environment: run.env)
+        #expect(anchored.status == 6 && anchored.stderr.contains("anchor mismatch"), "\(anchored.stderr)")
+        let keys = run.home + "/keys"
+        #expect(try CLI.run(["keygen", "--out", keys], environment: run.env).status == 0)
+        let pinned = try CLI.run(["audit", "replay", run.audit, "--pin", keys + "/audit.key.pub"], environment: run.env)
+        #expect(pinned.status == 6 && pinned.stderr.contains("bad signature"), "\(pinned.stderr)")
     }
 
     static func decode(_ line: String) -> AuditValue {

@@ -12,12 +12,15 @@ public struct ReplayRequest: Sendable {
     var allowPolicyChange: Bool
     var auditDirectory: String?
     var signingKey: String?
+    /// Verification of the replayed log: a pinned public key and an expected head.
+    var verify: AuditVerifyOptions
     var robitVersion: String
     var environment: [String: String]
 
     public init(log: String, workspace: String? = nil, runtime: RuntimeKind? = nil, allowPolicyChange: Bool = false,
-                auditDirectory: String? = nil, signingKey: String? = nil, robitVersion: String,
+                auditDirectory: String? = nil, signingKey: String? = nil, verify: AuditVerifyOptions = AuditVerifyOptions(), robitVersion: String,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.verify = verify
         self.log = log
         self.workspace = workspace
         self.runtime = runtime
@@ -51,7 +54,7 @@ public enum AuditReplay {
             throw RunSetupError(.invalidInput, "no audit log at \(path); give a run's audit directory or its audit.jsonl")
         }
         // A log that does not verify is not replayed.
-        let verdict = AuditVerifier.verify(path: path, options: AuditVerifyOptions())
+        let verdict = AuditVerifier.verify(path: path, options: request.verify)
         if let failure = verdict.failure {
             throw RunSetupError(.auditFailed, "\(path) does not verify (\(failure)); it is not replayed: run `robit audit verify` for the details")
         }
@@ -90,8 +93,12 @@ public enum AuditReplay {
         task.workspace.path = workspace
         let tree = WorkspaceTree.manifest(workspace, cache: WorkspaceTree.cachePath(for: workspace, environment: request.environment))
         let recordedTree = start.data["workspace_tree_sha256"]?.stringValue
+        if !verdict.pinned && request.verify.anchor == nil {
+            notice("warning: \(verdict.signed ? "the log's key is not pinned" : "the log is unsigned"): anyone could have written the task and the commands it replays; pass --pin PUB or --anchor HEAD to replay only a log you trust")
+        }
         var report = ReplayReport(log: path, run: start.run, head: verdict.head, signed: verdict.signed, keyID: verdict.keyID,
                                   workspace: workspace, recordedTree: recordedTree, tree: tree.hash)
+        report.pinned = verdict.pinned
         if recordedTree != tree.hash {
             var divergence = ReplayDivergence(kind: "workspace", step: 0, seq: start.seq,
                                               fields: [FieldDifference(field: "workspace_tree_sha256", recorded: recordedTree ?? "null", replayed: tree.hash)])
@@ -111,7 +118,12 @@ public enum AuditReplay {
         let setup = ReplaySetup(provider: ReplayProvider(turns: history.responses, source: path), checkPolicy: { mine in
             var differences: [FieldDifference] = []
             for key in policyKeys {
-                let a = ReplayComparison.show(recordedPolicy?[key]), b = ReplayComparison.show(mine[key])
+                // A log of an older robit has no template hashes: only what it recorded is compared.
+                guard let recordedValue = recordedPolicy?[key] else {
+                    if key != "seccomp_sha256" { differences.append(FieldDifference(field: key, recorded: "not recorded (an older robit)", replayed: ReplayComparison.show(mine[key]))) }
+                    continue
+                }
+                let a = ReplayComparison.show(recordedValue), b = ReplayComparison.show(mine[key])
                 if a != b { differences.append(FieldDifference(field: key, recorded: a, replayed: b)) }
             }
             policyDifferences.withLock { $0 = differences }

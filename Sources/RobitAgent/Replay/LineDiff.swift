@@ -51,9 +51,9 @@ enum LineDiff {
         var bytes = Array(line.utf8.prefix(max))
         while !bytes.isEmpty && String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
         var out = String(decoding: bytes, as: UTF8.self)
-        if out.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) {
+        if out.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || (0x7F...0x9F).contains($0.value) }) {
             out = String(String.UnicodeScalarView(out.unicodeScalars.map { s in
-                s.value < 0x20 && s != "\t" ? Unicode.Scalar(0x2400 + s.value)! : s.value == 0x7F ? Unicode.Scalar(0x2421)! : s
+                s.value < 0x20 && s != "\t" ? Unicode.Scalar(0x2400 + s.value)! : s.value == 0x7F ? Unicode.Scalar(0x2421)! : (0x80...0x9F).contains(s.value) ? "\u{FFFD}" : s
             }))
         }
         return line.utf8.count > max ? out + "…" : out

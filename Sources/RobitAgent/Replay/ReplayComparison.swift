@@ -112,7 +112,9 @@ struct ReplayComparison {
             let stepsA = endA.data["steps"]?.intValue, stepsB = endB.data["steps"]?.intValue
             // A recording that ended without the model finishing (provider failure, interruption, a wall-clock
             // budget) has no further answer to give: the replay ends there for want of one.
-            let ranOut = resultA != "done" && resultB == "provider_failed" && stepsA == stepsB
+            let limitA = recorded.last { $0.type == "budget" }?.data["limit"]?.stringValue
+            let noAnswer = resultA == "provider_failed" || resultA == "interrupted" || (resultA == "budget" && limitA == "max_wall")
+            let ranOut = noAnswer && resultB == "provider_failed" && stepsA == stepsB
                 && (endB.data["message"]?.stringValue ?? "").contains("model turns")
             if ranOut {
                 expected.append(ExpectedDifference(field: "run.end.result", count: 1,
@@ -224,10 +226,24 @@ struct ReplayComparison {
     }
 
     /// The patch file a `patch` record names, when it is still there with the recorded hash.
+    /// Read only as a regular file (no symlink, FIFO or device) of the recorded size, at most 16 MiB.
     static func patchText(_ record: AuditRecord) -> String? {
-        guard let path = record.data["path"]?.stringValue, let data = FileManager.default.contents(atPath: path),
-              AuditHash.sha256Hex([UInt8](data)) == record.data["sha256"]?.stringValue else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        guard let path = record.data["path"]?.stringValue, let size = record.data["bytes"]?.intValue, size >= 0, size <= 16 << 20 else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int64(st.st_size) == size else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            done += n
+        }
+        guard AuditHash.sha256Hex(bytes) == record.data["sha256"]?.stringValue else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

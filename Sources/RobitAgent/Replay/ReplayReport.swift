@@ -8,6 +8,7 @@ public struct ReplayReport: Sendable {
     var head: String?
     var signed: Bool
     var keyID: String?
+    var pinned = false
     var workspace: String
     var recordedTree: String?
     var tree: String
@@ -45,8 +46,8 @@ public struct ReplayReport: Sendable {
     public var replayLogPath: String? { replayLog }
 
     public var text: String {
-        var out = "replay of \(run): \(log)\n"
-        out += "  log verified: head \(head ?? "none"), \(signed ? "signed, key \(keyID ?? "?") (unpinned: pin it with `robit audit verify --key`)" : "unsigned")\n"
+        var out = "replay of \(Self.short(run)): \(log)\n"
+        out += "  log verified: head \(head ?? "none"), \(signed ? "signed, key \(keyID ?? "?")" + (pinned ? " (pinned)" : " (unpinned: pass --pin PUB)") : "unsigned")\n"
         out += "  replay: run \(replayRun ?? "none"), runtime \(runtime), log \(replayLog ?? "none")\(replayHead.map { ", head \($0)" } ?? "")\n"
         out += "  workspace: \(workspace) " + (recordedTree == tree ? "(tree as recorded, \(tree.prefix(16)))" : "(tree differs: recorded \(recordedTree?.prefix(16) ?? "none"), now \(tree.prefix(16)))") + "\n"
         if policyDifferences.isEmpty {
@@ -65,13 +66,13 @@ public struct ReplayReport: Sendable {
             if let step = d.step { head += " step \(step)" }
             if let seq = d.seq { head += " seq \(seq)" }
             if let seq = d.replaySeq { head += " (replay seq \(seq))" }
-            if let tool = d.tool { head += " tool \(tool)" }
-            if let id = d.callID { head += " call \(id)" }
+            if let tool = d.tool { head += " tool \(Self.short(tool))" }
+            if let id = d.callID { head += " call \(Self.short(id))" }
             out += head + "\n"
             for f in d.fields { out += "    \(f.field): recorded \(Self.short(f.recorded)) | replay \(Self.short(f.replayed))\n" }
-            for p in d.paths.prefix(20) { out += "    \(p.change) \(p.path)\n" }
+            for p in d.paths.prefix(20) { out += "    \(p.change) \(Self.short(p.path))\n" }
             if d.paths.count > 20 { out += "    … \(d.paths.count - 20) more path(s)\n" }
-            if let diff = d.diff { out += diff.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n") + "\n" }
+            if let diff = d.diff.map(Self.safe) { out += diff.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n") + "\n" }
         }
         if !expected.isEmpty {
             out += "expected differences (not divergences):\n"
@@ -86,9 +87,18 @@ public struct ReplayReport: Sendable {
         return out
     }
 
+    /// One line for a terminal: newlines as `\n`, other control characters (C0, DEL, C1: terminal escapes)
+    /// as symbols, at most 120 characters.
     static func short(_ s: String) -> String {
-        let one = s.replacingOccurrences(of: "\n", with: "\\n")
+        let one = safe(s.replacingOccurrences(of: "\n", with: "\\n"))
         return one.count > 120 ? String(one.prefix(120)) + "…" : one
+    }
+
+    static func safe(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || (0x7F...0x9F).contains($0.value) }) else { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.map { c in
+            c.value < 0x20 && c != "\n" && c != "\t" ? Unicode.Scalar(0x2400 + c.value)! : (0x7F...0x9F).contains(c.value) ? "\u{FFFD}" : c
+        }))
     }
 
     public var jsonText: String {
@@ -106,7 +116,7 @@ public struct ReplayReport: Sendable {
         }
         let object: WireJSON = .object([
             ("verdict", .string(verdict)), ("exit_code", .int(Int(exitCode))),
-            ("log", .string(log)), ("run", .string(run)), ("head", str(head)), ("signed", .bool(signed)), ("key_id", str(keyID)),
+            ("log", .string(log)), ("run", .string(run)), ("head", str(head)), ("signed", .bool(signed)), ("pinned", .bool(pinned)), ("key_id", str(keyID)),
             ("replay", .object([("run", str(replayRun)), ("audit_path", str(replayLog)), ("head", str(replayHead)),
                                 ("status", str(replayStatus)), ("message", str(replayMessage)), ("runtime", .string(runtime))])),
             ("workspace", .object([("path", .string(workspace)), ("recorded_tree_sha256", str(recordedTree)), ("tree_sha256", .string(tree)),

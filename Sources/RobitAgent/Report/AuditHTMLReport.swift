@@ -80,9 +80,9 @@ public enum AuditHTMLReport {
 
     static let script = """
         (function(){var steps=[].slice.call(document.querySelectorAll('.step'));var i=-1;
-        function go(n){if(!steps.length)return;i=Math.max(0,Math.min(steps.length-1,n));steps[i].focus();}
+        function go(n,d){d=d||1;while(n>=0&&n<steps.length&&steps[n].classList.contains('hidden'))n+=d;if(n<0||n>=steps.length)return;i=n;steps[i].focus();}
         document.addEventListener('keydown',function(e){if(e.target&&/INPUT|SELECT|TEXTAREA/.test(e.target.tagName))return;
-        if(e.key==='j')go(i+1);else if(e.key==='k')go(i-1);else if(e.key==='e'){for(var n=i+1;n<steps.length;n++){if(steps[n].dataset.error){go(n);return;}}}});
+        if(e.key==='j')go(i+1,1);else if(e.key==='k')go(i-1,-1);else if(e.key==='e'){for(var n=i+1;n<steps.length;n++){if(steps[n].dataset.error){go(n);return;}}}});
         var f=document.getElementById('only-errors');if(f)f.addEventListener('change',function(){steps.forEach(function(s){s.classList.toggle('hidden',f.checked&&!s.dataset.error);});});
         document.body.dataset.ready='1';})();
         """
@@ -219,9 +219,10 @@ public enum AuditHTMLReport {
         /// what comes before the first turn and after the last has a section of its own. A call's
         /// arguments (from its `tool.call`) are shown with its result.
         mutating func timeline(_ records: [AuditRecord]) {
+            // By step and id: servers that send no call ids get `call_0`… in every step.
             var arguments: [String: AuditValue] = [:]
             for r in records where r.type == "tool.call" {
-                if let id = r.data["id"]?.stringValue { arguments[id] = r.data["arguments"] }
+                if let id = r.data["id"]?.stringValue { arguments["\(r.data["step"]?.intValue ?? -1)/\(id)"] = r.data["arguments"] }
             }
             var open = false
             var sectionHasError = false
@@ -254,7 +255,7 @@ public enum AuditHTMLReport {
                     if !open { open = true; heading = "Start" }
                 }
                 if r.data["status"]?.stringValue == "error" { sectionHasError = true }
-                body.record(r, arguments: r.type == "tool.result" ? r.data["id"]?.stringValue.flatMap { arguments[$0] } : nil)
+                body.record(r, arguments: r.type == "tool.result" ? r.data["id"]?.stringValue.flatMap { arguments["\(r.data["step"]?.intValue ?? -1)/\($0)"] } : nil)
             }
             flush(&self)
         }
@@ -416,6 +417,10 @@ public enum AuditHTMLReport {
             default:
                 if scalar.value < 0x20 { out.unicodeScalars.append(Unicode.Scalar(0x2400 + scalar.value)!) }
                 else if scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) { out += "\u{FFFD}" }
+                // Bidirectional overrides could reorder a command as it is displayed: shown, not applied.
+                else if (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) || scalar.value == 0x200E || scalar.value == 0x200F {
+                    out += "[U+\(String(scalar.value, radix: 16, uppercase: true))]"
+                }
                 else { out.unicodeScalars.append(scalar) }
             }
         }

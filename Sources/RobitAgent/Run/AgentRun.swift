@@ -317,7 +317,7 @@ public enum AgentRun {
         record.endedAt = Int64(Date().timeIntervalSince1970)
         try? store?.update(record)
         // Only the patch is kept of a finished run's workspace; an unfinished one keeps its changes for a resume.
-        runWorkspace.finish(done: outcome.status == .done)
+        runWorkspace.finish(done: outcome.status == .done || replay != nil)
         // The final answer goes to stdout and --json: no secret in it either.
         let finalText = outcome.finalText.map { redactor.redact($0) }
         return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: redactor.redact(outcome.message), finalText: finalText,

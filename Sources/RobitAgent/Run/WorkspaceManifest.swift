@@ -59,10 +59,11 @@ struct WorkspaceManifest: Sendable, Equatable {
         var result = lines
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
+        // Only a directory has entries below it: a file's or a new path's removal is one lookup.
         func removeSubtree(_ path: String) {
-            result[path] = nil
+            guard let old = result.removeValue(forKey: path), old.hasPrefix("d ") else { return }
             let prefix = path + "/"
-            for key in result.keys where key.hasPrefix(prefix) { result[key] = nil }
+            for key in result.keys.filter({ $0.hasPrefix(prefix) }) { result[key] = nil }
         }
         for change in changes {
             switch change.kind {

@@ -205,6 +205,29 @@ struct ReplayLogicTests {
         #expect(divergences.first?.kind == "network" && divergences.first?.step == 1 && divergences.first?.fields.first?.recorded == "tcp 198.18.0.9:443")
     }
 
+    /// Servers that send no call ids get `call_0` in every step: each result shows its own step's arguments.
+    @Test func theHTMLReportPairsArgumentsByStepAndEscapesEverything() {
+        let records = [
+            Self.record(0, "model.response", ["status": "ok", "step": 1, "text": "one", "tool_calls": .array([])]),
+            Self.record(1, "tool.call", ["status": "ok", "step": 1, "id": "call_0", "name": "shell", "arguments": #"{"command":"ls FIRST"}"#]),
+            Self.result(2, step: 1, id: "call_0"),
+            Self.record(3, "model.response", ["status": "ok", "step": 2, "text": "two\u{202E}evil", "tool_calls": .array([])]),
+            Self.record(4, "tool.call", ["status": "ok", "step": 2, "id": "call_0", "name": "shell", "arguments": #"{"command":"rm SECOND"}"#]),
+            Self.result(5, step: 2, id: "call_0", stdout: "<script>alert(1)</script>\u{1B}]52;c;x\u{07}"),
+        ]
+        var page = AuditHTMLReport.Page(directory: "/nonexistent")
+        _ = page.build(path: "x", records: records, skipped: 0, verdict: AuditVerdict(), verdictLine: "v", verdictClass: "ok")
+        let sections = page.out.components(separatedBy: "<section")
+        #expect(sections.count == 3)
+        #expect(sections[1].contains("ls FIRST") && !sections[1].contains("rm SECOND"))
+        #expect(sections[2].contains("rm SECOND") && !sections[2].contains("ls FIRST"))
+        #expect(page.out.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.out.lowercased().components(separatedBy: "<script").count == 2)
+        #expect(!page.out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E })
+        #expect(page.out.contains("[U+202E]"))
+        // The terminal report: no escape sequences reach it.
+        #expect(!ReplayReport.short("a\u{1B}]52;c;x\u{07}\u{9B}b").unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B })
+    }
+
     @Test func reportVerdictsAndJSON() throws {
         var report = ReplayReport(log: "/l", run: "robit-a", head: "h", signed: false, keyID: nil, workspace: "/w", recordedTree: "t", tree: "t")
         #expect(report.verdict == "reproduced" && report.exitCode == 0)
