@@ -201,8 +201,7 @@ struct ReplayComparison {
         }
         if let ref = value["blob"]?.stringValue, ref.hasPrefix("sha256:") {
             let hex = String(ref.dropFirst(7))
-            let data = hex.utf8.count == 64 && hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
-                ? FileManager.default.contents(atPath: directory + "/" + AuditFormat.blobDirectoryName + "/" + hex) : nil
+            let data = AuditHistory.blobPath(ref, directory: directory).flatMap { FileManager.default.contents(atPath: $0) }
             let text = data.flatMap { String(validating: [UInt8]($0), as: UTF8.self) }
             return Payload(sha: hex, text: text, summary: "\(value["size"]?.intValue ?? 0) bytes, sha256 \(hex.prefix(12)) (blob)")
         }

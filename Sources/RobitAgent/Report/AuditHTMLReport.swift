@@ -351,9 +351,7 @@ public enum AuditHTMLReport {
                 total = s.utf8.count
             } else if let ref = value["blob"]?.stringValue {
                 total = Int(value["size"]?.intValue ?? 0)
-                let hex = String(ref.dropFirst(7))
-                if hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
-                   let handle = FileHandle(forReadingAtPath: directory + "/" + AuditFormat.blobDirectoryName + "/" + hex) {
+                if let path = AuditHistory.blobPath(ref, directory: directory), let handle = FileHandle(forReadingAtPath: path) {
                     let head = (try? handle.read(upToCount: AuditHTMLReport.outputLimit + 4)) ?? Data()
                     try? handle.close()
                     shown = String(decoding: head, as: UTF8.self)

@@ -89,11 +89,18 @@ struct AuditHistory: Sendable {
     /// A payload's text: inline, or read from its blob.
     static func text(_ value: AuditValue, directory: String) -> String? {
         if let s = value.stringValue { return s }
-        guard let ref = value["blob"]?.stringValue, ref.hasPrefix("sha256:") else { return nil }
-        let hex = String(ref.dropFirst(7))
-        guard hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }), hex.utf8.count == 64,
-              let data = FileManager.default.contents(atPath: directory + "/" + AuditFormat.blobDirectoryName + "/" + hex) else { return nil }
+        guard let path = value["blob"]?.stringValue.flatMap({ blobPath($0, directory: directory) }),
+              let data = FileManager.default.contents(atPath: path) else { return nil }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The file a blob reference (`sha256:<64 lowercase hex>`) names in the log's directory; nil for
+    /// anything else, so a reference from a log can never name a path outside `blobs/`.
+    static func blobPath(_ ref: String, directory: String) -> String? {
+        guard ref.hasPrefix("sha256:") else { return nil }
+        let hex = ref.dropFirst(7)
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
+        return directory + "/" + AuditFormat.blobDirectoryName + "/" + hex
     }
 
     /// Seconds since the epoch of an audit timestamp (to the second; enough for budgets).
