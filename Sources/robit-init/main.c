@@ -115,8 +115,9 @@ static int exec_tag(const char *pid, char *out, size_t outlen) {
     return 0;
 }
 
-// What /proc/PID/stat says of a process: its parent and whether it is a zombie (or dead). 0 if read.
-static int stat_of(const char *pid, pid_t *ppid, int *dead) {
+// What /proc/PID/stat says of a process: its parent, whether it is a zombie (or dead) and whether
+// it is stopped. 0 if read.
+static int stat_of(const char *pid, pid_t *ppid, int *dead, int *stopped) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -132,6 +133,7 @@ static int stat_of(const char *pid, pid_t *ppid, int *dead) {
     if (!paren || sscanf(paren + 1, " %c %d", &state, &parent) != 2) return -1;
     *ppid = (pid_t)parent;
     *dead = state == 'Z' || state == 'X' || state == 'x';
+    *stopped = state == 'T' || state == 't';
     return 0;
 }
 
@@ -160,6 +162,7 @@ static int wrapper_tag(const char *pid, char *out, size_t outlen) {
 
 struct proc_entry {
     pid_t pid, ppid;
+    int stopped;
 };
 
 static int compare_pids(const void *a, const void *b) {
@@ -173,8 +176,8 @@ static int compare_pids(const void *a, const void *b) {
 // every descendant of `self`, and every orphan (its ancestors end at PID 1) that does not carry the
 // ROBIT_EXEC tag of a command still running (no tag, a cleared environment, a made-up tag, the tag of
 // a command that ended). Kept: PID 1, running commands and their descendants, orphans of running
-// commands (until those end).
-static int sweep_leftovers(pid_t self) {
+// commands (until those end). With SIGSTOP, processes already stopped are not counted.
+static int sweep_leftovers(pid_t self, int sig) {
     static struct proc_entry *procs;
     static size_t cap;
     size_t count = 0;
@@ -188,8 +191,8 @@ static int sweep_leftovers(pid_t self) {
         long pid = strtol(e->d_name, &end, 10);
         if (*end != 0 || pid <= 1 || pid == self) continue;
         pid_t ppid;
-        int dead;
-        if (stat_of(e->d_name, &ppid, &dead) != 0 || dead) continue;
+        int dead, stopped;
+        if (stat_of(e->d_name, &ppid, &dead, &stopped) != 0 || dead) continue;
         if (ppid == 0) {
             if (nrunning < 64 && wrapper_tag(e->d_name, running[nrunning], sizeof running[0])) nrunning++;
         }
@@ -200,7 +203,7 @@ static int sweep_leftovers(pid_t self) {
             procs = p;
             cap = grown;
         }
-        procs[count++] = (struct proc_entry){(pid_t)pid, ppid};
+        procs[count++] = (struct proc_entry){(pid_t)pid, ppid, stopped};
     }
     closedir(d);
     qsort(procs, count, sizeof *procs, compare_pids);
@@ -232,7 +235,8 @@ static int sweep_leftovers(pid_t self) {
             }
             if (kept) continue;
         }
-        if (kill(procs[i].pid, SIGKILL) == 0) killed++;
+        if (sig == SIGSTOP && procs[i].stopped) continue;
+        if (kill(procs[i].pid, sig) == 0) killed++;
     }
     return killed;
 }
@@ -285,10 +289,15 @@ static int run_exec(const char *seccomp, int keep, char **argv) {
             break;
         }
     }
-    // Passes until one finds nothing: what a pass kills may have forked before it died.
+    // Stopped first, then killed: a stopped process cannot fork, while each one killed frees a pid
+    // that a fork bomb's survivors take at once. Passes until one finds nothing: what a pass
+    // stops or kills may have forked before the signal landed.
     pid_t self = getpid();
     for (int round = 0; round < 2000; round++) {
-        int killed = sweep_leftovers(self);
+        if (sweep_leftovers(self, SIGSTOP) == 0) break;
+    }
+    for (int round = 0; round < 2000; round++) {
+        int killed = sweep_leftovers(self, SIGKILL);
         while (waitpid(-1, NULL, WNOHANG) > 0) {}
         if (killed == 0) break;
         struct timespec ts = {0, 1000 * 1000};
@@ -298,42 +307,62 @@ static int run_exec(const char *seccomp, int keep, char **argv) {
     return code;
 }
 
+// One pass of run_kill: sends `sig` to the processes of command TAG and of no running command;
+// returns how many it signalled. With SIGSTOP, processes already stopped are not counted.
+static int kill_pass(pid_t self, const char *tag, char **keep, int nkeep, int sig) {
+    int found = 0;
+    DIR *d = opendir("/proc");
+    if (!d) {
+        fprintf(stderr, "robit-init: /proc: %s\n", strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end != 0 || pid <= 1 || pid == self) continue;
+        pid_t ppid;
+        int dead, stopped;
+        if (stat_of(e->d_name, &ppid, &dead, &stopped) != 0 || dead) continue;
+        if (sig == SIGSTOP && stopped) continue;
+        if (tag) {
+            char t[256];
+            int has = exec_tag(e->d_name, t, sizeof t);
+            if (has < 0) continue;
+            int kept = 0;
+            if (has == 1 && strcmp(t, tag) != 0) {
+                for (int k = 0; k < nkeep; k++) {
+                    if (strcmp(t, keep[k]) == 0) kept = 1;
+                }
+            }
+            if (kept) continue;
+        }
+        if (kill((pid_t)pid, sig) == 0) found++;
+    }
+    closedir(d);
+    return found;
+}
+
 // Kills the processes of command TAG and every process that belongs to no running command (no
 // tag, or a tag not in KEEP), so a process cannot outlive its command by dropping ROBIT_EXEC. With
-// TAG NULL every process but PID 1 and itself goes.
+// TAG NULL every process but PID 1 and itself goes. They are stopped first and killed once none
+// runs: a stopped process cannot fork, while each one killed frees a pid that a fork bomb's
+// survivors would take at once (a race this process, one among many, loses under gVisor).
 static int run_kill(const char *tag, char **keep, int nkeep) {
     pid_t self = getpid();
+    struct timespec pause = {0, 1000 * 1000};
+    for (int round = 0; round < 200; round++) {
+        int stopped = kill_pass(self, tag, keep, nkeep, SIGSTOP);
+        if (stopped < 0) return 1;
+        if (stopped == 0) break;
+        nanosleep(&pause, NULL);
+    }
     // Forks in flight can slip past one pass: repeat until a pass finds nothing.
     for (int round = 0; round < 200; round++) {
-        int found = 0;
-        DIR *d = opendir("/proc");
-        if (!d) {
-            fprintf(stderr, "robit-init: /proc: %s\n", strerror(errno));
-            return 1;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char *end;
-            long pid = strtol(e->d_name, &end, 10);
-            if (*end != 0 || pid <= 1 || pid == self) continue;
-            if (tag) {
-                char t[256];
-                int has = exec_tag(e->d_name, t, sizeof t);
-                if (has < 0) continue;
-                int kept = 0;
-                if (has == 1 && strcmp(t, tag) != 0) {
-                    for (int k = 0; k < nkeep; k++) {
-                        if (strcmp(t, keep[k]) == 0) kept = 1;
-                    }
-                }
-                if (kept) continue;
-            }
-            if (kill((pid_t)pid, SIGKILL) == 0) found++;
-        }
-        closedir(d);
+        int found = kill_pass(self, tag, keep, nkeep, SIGKILL);
+        if (found < 0) return 1;
         if (!found) return 0;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nanosleep(&pause, NULL);
     }
     return 1;
 }

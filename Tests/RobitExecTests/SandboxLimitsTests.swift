@@ -112,6 +112,20 @@ extension ExecIntegration {
             #expect(n >= 1 && n < 10, "\(n) processes left after the fork bomb under \(runtime): \(count.summary)")
         }
 
+        @Test("a fork bomb a command leaves behind when it ends is killed with it", arguments: TestEnv.allRuntimes)
+        func leftBehindForkBomb(runtime: RuntimeKind) async throws {
+            let box = try await sandbox(runtime)
+            let r = try await box.sh("f(){ f|f & }; f; exit 3", timeout: .seconds(20), outputLimit: 64 << 10)
+            #expect(!r.timedOut && r.exitCode == 3, "\(r.summary)")
+            await expectAlive(box, runtime, after: "a fork bomb left behind")
+            let count = try await box.python(#"""
+            import os
+            print(sum(1 for p in os.listdir("/proc") if p.isdigit()))
+            """#)
+            let n = Int(count.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect(n >= 1 && n < 10, "\(n) processes left after the fork bomb under \(runtime): \(count.summary)")
+        }
+
         // 8. Over the memory limit: OOM-killed and reported; the sandbox answers afterwards.
         @Test("a memory hog is OOM-killed and reported; the sandbox still answers", arguments: TestEnv.allRuntimes)
         func memoryHog(runtime: RuntimeKind) async throws {
