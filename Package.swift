@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "RobitExecTests", dependencies: ["RobitExec", "RobitOCI", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitAuditTests", dependencies: ["RobitAudit", "RobitTestSupport"], swiftSettings: strict),
         .testTarget(name: "RobitAgentTests", dependencies: ["RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "RobitTestSupport"], swiftSettings: strict),
-        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RobitCLITests", dependencies: ["RobitCLI", "RobitAgent", "RobitExec", "RobitOCI", "RobitAudit", "RobitSync", "RobitTestSupport"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

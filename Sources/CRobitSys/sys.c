@@ -16,6 +16,11 @@
 #include <unistd.h>
 
 int robit_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, pid_t *pid) {
+    return robit_spawn_passing(path, argv, envp, in_fd, out_fd, err_fd, -1, pid);
+}
+
+int robit_spawn_passing(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, int pass_fd,
+                        pid_t *pid) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&fa);
@@ -27,7 +32,8 @@ int robit_spawn(const char *path, char *const argv[], char *const envp[], int in
         if (fds[i] < 0) rc = posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
         else rc = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
     }
-    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (!rc && pass_fd >= 0) rc = posix_spawn_file_actions_adddup2(&fa, pass_fd, 3);  // clears close-on-exec, also when pass_fd is 3
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? 4 : 3);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);

@@ -17,6 +17,7 @@ public struct RobitCommand: AsyncParsableCommand {
 
             Start here:
               robit run task.yaml          run an agent task (see examples/hello)
+              robit batch tasks/ --jobs 2  run many tasks, each in its own sandbox
               robit doctor                 check the host (--fix repairs)
               robit sandbox run -- id      run one command in a fresh sandbox
               robit bundle T.yaml --out D  write a task's OCI bundle, without running it
@@ -29,7 +30,7 @@ public struct RobitCommand: AsyncParsableCommand {
             5 sandbox failed, 6 audit verification failed, 7 a replay diverged, 130 interrupted.
             """,
         version: "robit \(robitVersion)",
-        subcommands: [RunCommand.self, RunsCommand.self, ResumeCommand.self, SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])
+        subcommands: [RunCommand.self, BatchCommand.self, RunsCommand.self, ResumeCommand.self, SandboxCommand.self, BundleCommand.self, DoctorCommand.self, KeygenCommand.self, AuditCommand.self])
 
     public init() {}
 

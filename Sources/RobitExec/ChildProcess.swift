@@ -81,7 +81,10 @@ package struct ChildProcess {
     /// The process starts in a mount namespace of its own where this directory is covered by an
     /// empty read-only tmpfs (see `Runtime.startCommand`). If that cannot be set up, it never starts.
     var hiddenDirectory: String?
-
+    /// An fd the process gets as its fd 3 (robit batch hands a task's lock to the `robit run` it starts).
+    var passFD: Int32 = -1
+    /// Called with the pid once the process has started.
+    var onStart: (@Sendable (pid_t) -> Void)?
 
     /// The processes started here and not reaped yet (their pids cannot be reused): the subreaper's
     /// sweep (`Subreaper.reapOrphans`) and adoption leave them alone.
@@ -137,7 +140,8 @@ package struct ChildProcess {
         let rc = Self.unreaped.withLock { unreaped -> Int32 in
             let rc = withCStrings(argv) { cArgv in
                 withCStrings(environment) { cEnv in
-                    robit_spawn_hiding(executable, cArgv, cEnv, inPipe[0], outFD, errFD, hiddenDirectory, &pid, &step)
+                    passFD >= 0 ? robit_spawn_passing(executable, cArgv, cEnv, inPipe[0], outFD, errFD, passFD, &pid)
+                                : robit_spawn_hiding(executable, cArgv, cEnv, inPipe[0], outFD, errFD, hiddenDirectory, &pid, &step)
                 }
             }
             if rc == 0 { unreaped.insert(pid) }
@@ -154,6 +158,7 @@ package struct ChildProcess {
             if errPipe[0] >= 0 { close(errPipe[0]) }
             throw SpawnError(executable: executable, errno: rc, step: step.map { String(cString: $0) + (hiddenDirectory.map { " (\($0))" } ?? "") })
         }
+        onStart?(pid)
         let pidFD = robit_pidfd_open(pid)
         defer { if pidFD >= 0 { close(pidFD) } }
 
@@ -316,6 +321,21 @@ public enum Interrupts {
 }
 
 extension ChildProcess {
+    /// Another robit process (robit batch's tasks): it gets `environment` (`NAME=value` lines),
+    /// its stderr goes to `stderr`, and an interrupt of this robit does not stop it (the caller
+    /// forwards it, so that the child tears its sandbox down and finalizes its log).
+    package init(executable: String, arguments: [String], environment: [String], stderr: Stdio, passFD: Int32,
+                 onStart: @escaping @Sendable (pid_t) -> Void) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.stderr = stderr
+        self.passFD = passFD
+        self.onStart = onStart
+        self.interruptible = false
+        self.outputLimit = 1 << 20
+    }
+
     /// For robit-bench, which spawns the bare runtime with the same code robit does.
     package init(executable: String, arguments: [String], stdout: Stdio = .capture, stderr: Stdio = .capture,
                  outputLimit: Int = 1 << 20, interruptible: Bool = true) {

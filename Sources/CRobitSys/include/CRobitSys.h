@@ -4,6 +4,9 @@
 /// posix_spawn `path` in a new process group with default signal handling and an empty signal
 /// mask; fds 0-2 are the given ones (-1 = /dev/null), every other fd is closed. Returns 0 or an errno.
 int robit_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, pid_t *pid);
+/// robit_spawn, with `pass_fd` (when >= 0) open in the child as its fd 3 (a lock the child holds too).
+int robit_spawn_passing(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, int pass_fd,
+                        pid_t *pid);
 
 /// robit_spawn, with `hide_dir` (NULL: exactly robit_spawn) covered in the child: it is cloned
 /// (vfork style, as posix_spawn does), enters a mount namespace of its own with private propagation
