@@ -336,6 +336,15 @@ extension ChildProcess {
         self.outputLimit = 1 << 20
     }
 
+    /// A host tool robit runs for the user (git, for output.pr): `environment` as given, both outputs
+    /// captured, a deadline.
+    package init(executable: String, arguments: [String], environment: [String], timeout: Duration) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.timeout = timeout
+    }
+
     /// For robit-bench, which spawns the bare runtime with the same code robit does.
     package init(executable: String, arguments: [String], stdout: Stdio = .capture, stderr: Stdio = .capture,
                  outputLimit: Int = 1 << 20, interruptible: Bool = true) {

@@ -50,7 +50,7 @@ let unknownKeys: [BadTask] = [
     BadTask("budget", example(replacingLine: 27, with: "budget: { max_steps: 40, max_dollars: 3 }"), line: 27, "budget.max_dollars",
             says: "unknown key"),
     BadTask("output", example(inserting: "  branch: x", afterLine: 29), line: 30, "output.branch", says: "valid keys here: patch, pr"),
-    BadTask("pr", example(replacingLine: 31, with: "        api_url: https://api.github.com, draft: true }"), line: 31, "output.pr.draft",
+    BadTask("pr", example(replacingLine: 31, with: "        api_url: https://api.github.com, labels: [bug] }"), line: 31, "output.pr.labels",
             says: "unknown key"),
     BadTask("merge key", minimalTask + "sandbox:\n  <<: {}\n", line: 6, "sandbox.<<", says: "unknown key"),
 ]
@@ -161,6 +161,20 @@ let missingAndInvalidValues: [BadTask] = [
     BadTask("bad api_url", example(replacingLine: 31, with: "        api_url: github.com }"), line: 31, "output.pr.api_url",
             says: "must start with https://"),
     BadTask("no repo", minimalTask + "output:\n  pr: { base: main }\n", line: 6, "output.pr.repo", says: "missing required key"),
+    BadTask("empty pr title", example(replacingLine: 31, with: "        api_url: https://api.github.com, title: \"\" }"), line: 31,
+            "output.pr.title", says: "one line of 1 to 256 characters"),
+    BadTask("pr title with a newline", example(replacingLine: 31, with: "        api_url: https://api.github.com, title: \"a\\nb\" }"), line: 31,
+            "output.pr.title", says: "one line of 1 to 256 characters"),
+    BadTask("pr title too long", example(replacingLine: 31, with: "        api_url: https://api.github.com, title: \(String(repeating: "t", count: 257)) }"),
+            line: 31, "output.pr.title", says: "one line of 1 to 256 characters"),
+    BadTask("pr body too long", example(replacingLine: 31, with: "        api_url: https://api.github.com, body: \(String(repeating: "b", count: 60_001)) }"),
+            line: 31, "output.pr.body", says: "longer than 60000 bytes"),
+    BadTask("pr draft ambiguous", example(replacingLine: 31, with: "        api_url: https://api.github.com, draft: yes }"), line: 31,
+            "output.pr.draft", says: "is not a boolean"),
+    BadTask("pr title a list", example(replacingLine: 31, with: "        api_url: https://api.github.com, title: [a] }"), line: 31,
+            "output.pr.title", says: "expected text, found"),
+    BadTask("pr force key", example(replacingLine: 31, with: "        api_url: https://api.github.com, force: true }"), line: 31,
+            "output.pr.force", says: "unknown key"),
 ]
 
 let badUnits: [BadTask] = [

@@ -272,6 +272,16 @@ public enum AuditRecords {
         ])
     }
 
+    /// What came of `output.pr`: the pull request opened or found, or why there is none.
+    static func pullRequest(_ pr: TaskFile.Output.PullRequest, _ result: PullRequestPublisher.Result) -> AuditEvent {
+        AuditEvent(type: "pr", data: [
+            "status": .string(result.kind == .failed ? "error" : "ok"), "result": .string(result.kind.rawValue), "repo": .string(pr.repo),
+            "base": .string(pr.base), "branch": .string(pr.branch), "api_url": .string(pr.apiURL), "url": AuditValue(result.url),
+            "number": result.number.map { .int(Int64($0)) } ?? .null, "commit": AuditValue(result.commit), "pushed": .bool(result.pushed),
+            "message": .string(result.message),
+        ])
+    }
+
     /// The `run.end` data: how the run ended and its totals. `finalText` is the model's last answer.
     static func runEnd(status: String, result: String, exitCode: Int32, message: String, usage: RunUsage,
                        finalText: AuditValue, patch: String?) -> AuditValue {

@@ -4,7 +4,7 @@ import RobitExec
 import RobitSync
 import Synchronization
 
-/// One HTTP POST over libcurl, run on a blocking thread (`BlockingThreads`, never the cooperative
+/// One HTTP POST (or GET) over libcurl, run on a blocking thread (`BlockingThreads`, never the cooperative
 /// pool) and bridged to async. The body is handed to the consumer as it arrives; the whole body is
 /// also kept (up to the size cap) for the audit record. Proxies come from the standard environment variables (libcurl's
 /// default). Task cancellation aborts the transfer within about 50 ms.
@@ -85,10 +85,14 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
         robit_curl_setopt_string(easy, CURLOPT_USERAGENT, "robit")
         robit_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList)
         robit_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
-        robit_curl_setopt_long(easy, CURLOPT_POST, 1)
-        robit_curl_setopt_size(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.count))
-        let bodyStart = requestBody.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(errorBuffer)
-        robit_curl_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyStart))
+        if request.method == "GET" {
+            robit_curl_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        } else {
+            robit_curl_setopt_long(easy, CURLOPT_POST, 1)
+            robit_curl_setopt_size(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.count))
+            let bodyStart = requestBody.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(errorBuffer)
+            robit_curl_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyStart))
+        }
         robit_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, transferWriteCallback)
         robit_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
         robit_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, transferHeaderCallback)
@@ -150,7 +154,7 @@ private final class TransferState<Consumer: HTTPStreamConsumer>: @unchecked Send
         case CURLE_OPERATION_TIMEDOUT:
             return AttemptError(.timeout, "timed out talking to \(hostDescription): \(reason)", retryable: true)
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
-            return AttemptError(.network, "could not connect to \(hostDescription): \(reason) (is the provider's base_url right and reachable?)", retryable: true)
+            return AttemptError(.network, "could not connect to \(hostDescription): \(reason) (is the URL right and the server reachable?)", retryable: true)
         case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2, CURLE_HTTP2_STREAM:
             return AttemptError(.network, "the connection to \(hostDescription) broke: \(reason)", retryable: true)
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT:

@@ -1,7 +1,9 @@
 import Foundation
 
-/// A POST robit sends to a model provider.
+/// A POST robit sends to a model provider (or a GET of the git host's API).
 struct HTTPRequest: Sendable {
+    /// `POST` (with `body`) or `GET`.
+    var method = "POST"
     var url: String
     /// Header lines without line ends (`Name: value`). The API key travels only here.
     var headers: [String]
@@ -85,7 +87,7 @@ extension HTTPRequest: CustomStringConvertible, CustomReflectable {
         }
     }
 
-    var description: String { "POST \(url) \(redactedHeaders) (\(body.utf8.count) bytes)" }
+    var description: String { "\(method) \(url) \(redactedHeaders) (\(body.utf8.count) bytes)" }
 
     var customMirror: Mirror {
         Mirror(self, children: ["url": url, "headers": redactedHeaders, "bodyBytes": body.utf8.count])

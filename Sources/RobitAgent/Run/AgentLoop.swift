@@ -12,6 +12,8 @@ public enum RunStatus: String, Sendable {
     case sandboxFailed = "sandbox_failed"
     case interrupted
     case failed
+    /// The run finished, but its pull request (output.pr) could not be opened.
+    case prFailed = "pr_failed"
 
     var exit: ExitStatus {
         switch self {
@@ -21,6 +23,7 @@ public enum RunStatus: String, Sendable {
         case .sandboxFailed: return .sandboxFailed
         case .interrupted: return .interrupted
         case .failed: return .failed
+        case .prFailed: return .invalidInput
         }
     }
 

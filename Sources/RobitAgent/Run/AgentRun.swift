@@ -64,6 +64,8 @@ public struct RunSummary: Sendable {
     public var patchPath: String?
     /// Secret values replaced in the patch before it was written (it then differs from the workspace).
     public var patchRedactions: Int = 0
+    /// The pull request output.pr opened or found.
+    public var prURL: String?
     var elapsed: Duration
 
     /// The `--json` object: one line, keys sorted.
@@ -76,7 +78,7 @@ public struct RunSummary: Sendable {
             ("cost_usd", usage.costMicroUSD.map { .number(Double($0) / 1_000_000) } ?? .null),
             ("cost_micro_usd", usage.costMicroUSD.map { .int(Int($0)) } ?? .null),
             ("audit_path", .string(auditPath)), ("head", head.map { .string($0) } ?? .null),
-            ("patch_path", patchPath.map { .string($0) } ?? .null), ("patch_redactions", .int(patchRedactions)), ("final_text", finalText.map { .string($0) } ?? .null),
+            ("patch_path", patchPath.map { .string($0) } ?? .null), ("patch_redactions", .int(patchRedactions)), ("pr_url", prURL.map { .string($0) } ?? .null), ("final_text", finalText.map { .string($0) } ?? .null),
             ("elapsed_ms", .int(ms)),
         ]
         return WireJSON.object(members.sorted { $0.0 < $1.0 }).text
@@ -201,6 +203,11 @@ public enum AgentRun {
         if replay == nil, task.budget.maxCostMicroUSD != nil, task.model.provider != .replay, prices.price(model: task.model.name) == nil {
             throw RunSetupError(.invalidInput, "budget.max_cost_usd is set, but robit has no price for model \(task.model.name), so the limit could not be enforced; add it to \(PriceTable.configPath(environment: request.environment)) as {\"\(task.model.name)\": {\"input_usd_per_million\": N, \"output_usd_per_million\": N}} or remove max_cost_usd")
         }
+        // What a pull request will need is checked before anything runs (not by a replay, which opens none).
+        var prLocation: PullRequestBranch.Location?
+        if replay == nil, let pr = task.output.pullRequest {
+            prLocation = try await PullRequestPublisher.preflight(pr, workspace: task.workspace.path, environment: request.environment)
+        }
         let tools: ToolRegistry
         do { tools = try ToolRegistry(task: task, redactor: redactor) } catch {
             throw RunSetupError(.invalidInput, error.description)
@@ -303,6 +310,26 @@ public enum AgentRun {
             }
         }
 
+        // The pull request: only for a run that finished, from its patch, on the host.
+        var prURL: String?
+        if task.output.pullRequest != nil, prLocation != nil, patchPath == nil, outcome.status == .done {
+            outcome = LoopOutcome(status: .prFailed, message: "no pull request: the run's patch could not be written (see the warning above)",
+                                  finalText: outcome.finalText, limit: nil)
+            _ = try? log.append(AuditRecords.pullRequest(task.output.pullRequest!, .init(kind: .failed, message: outcome.message)))
+        } else if let pr = task.output.pullRequest, let prLocation, let patchPath, outcome.status == .done {
+            notice("output.pr: \(pr.branch) into \(pr.base) of \(pr.repo)")
+            var result = await PullRequestPublisher.publish(pr, location: prLocation, patch: patchPath, task: task.name, run: id, head: log.head,
+                                                            finalText: outcome.finalText.map { redactor.redact($0) }, environment: request.environment,
+                                                            scratch: runWorkspace.root, robitVersion: request.robitVersion)
+            result.message = redactor.redact(result.message)
+            _ = try? log.append(AuditRecords.pullRequest(pr, result))
+            notice(result.message)
+            prURL = result.url
+            if result.kind == .failed {
+                outcome = LoopOutcome(status: .prFailed, message: result.message, finalText: outcome.finalText, limit: nil)
+            }
+        }
+
         let head = SandboxAudit.finish(log, status: outcome.status == .done ? "ok" : "error", exitCode: outcome.status.exitCode,
                                        result: outcome.status.rawValue, message: outcome.message, usage: usage,
                                        finalText: outcome.finalText.map { (try? log.payload($0)) ?? .null } ?? .null, patch: patchPath)
@@ -314,15 +341,16 @@ public enum AgentRun {
         record.costMicroUSD = usage.costMicroUSD
         record.head = head
         record.patchPath = patchPath
+        record.prURL = prURL
         record.endedAt = Int64(Date().timeIntervalSince1970)
         try? store?.update(record)
         // Only the patch is kept of a finished run's workspace; an unfinished one keeps its changes for a resume.
-        runWorkspace.finish(done: outcome.status == .done || replay != nil)
+        runWorkspace.finish(done: outcome.status == .done || outcome.status == .prFailed || replay != nil)
         // The final answer goes to stdout and --json: no secret in it either.
         let finalText = outcome.finalText.map { redactor.redact($0) }
         return RunSummary(run: id, status: outcome.status, exitCode: outcome.status.exitCode, message: redactor.redact(outcome.message), finalText: finalText,
                           usage: usage, auditPath: log.path, head: head, patchPath: patchPath, patchRedactions: patchRedactions,
-                          elapsed: clock.now - began)
+                          prURL: prURL, elapsed: clock.now - began)
     }
 
     /// The provider a task names; `replay` reads a JSONL script or, given an audit log (a run directory or

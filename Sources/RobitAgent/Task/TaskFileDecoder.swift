@@ -387,7 +387,7 @@ struct TaskFileDecoder {
     }
 
     private func decodePullRequest(_ node: Node, path: String, taskName: String) throws(TaskFileError) -> TaskFile.Output.PullRequest {
-        let fields = try reader.mapping(node, path, allowed: ["repo", "base", "branch", "token_env", "api_url"])
+        let fields = try reader.mapping(node, path, allowed: ["repo", "base", "branch", "token_env", "api_url", "title", "body", "draft"])
         let repoNode = try reader.required(fields, "repo", hint: "add the repository as `repo: owner/name`")
         let repo = try reader.string(repoNode, fields.path("repo"))
         guard TaskSyntax.isRepository(repo) else {
@@ -414,7 +414,22 @@ struct TaskFileDecoder {
         if let node = fields.value("api_url") {
             apiURL = try reader.url(node, fields.path("api_url"), example: "https://api.github.com")
         }
-        return TaskFile.Output.PullRequest(repo: repo, base: base, branch: head, tokenEnv: tokenEnv, apiURL: apiURL)
+        var title: String?
+        if let node = fields.value("title") {
+            let text = try reader.string(node, fields.path("title"))
+            guard !text.isEmpty, text.count <= 256, !text.contains("\n"), !text.contains("\r") else {
+                throw reader.fail(node, fields.path("title"), "must be one line of 1 to 256 characters")
+            }
+            title = text
+        }
+        var body: String?
+        if let node = fields.value("body") {
+            body = try reader.string(node, fields.path("body"))
+            guard body!.utf8.count <= 60_000 else { throw reader.fail(node, fields.path("body"), "is longer than 60000 bytes") }
+        }
+        let draft = try fields.value("draft").map { node throws(TaskFileError) in try reader.boolean(node, fields.path("draft")) } ?? false
+        return TaskFile.Output.PullRequest(repo: repo, base: base, branch: head, tokenEnv: tokenEnv, apiURL: apiURL,
+                                           title: title, body: body, draft: draft)
     }
 }
 

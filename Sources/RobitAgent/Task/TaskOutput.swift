@@ -13,14 +13,21 @@ extension TaskFile {
             var tokenEnv: String
             /// API root: GitHub (default `https://api.github.com`), GitHub Enterprise or a compatible server.
             var apiURL: String
+            /// Title and body of the pull request (nil: robit's, naming the task and the run).
+            var title: String?
+            var body: String?
+            var draft: Bool
 
             init(repo: String, base: String = "main", branch: String, tokenEnv: String = "GITHUB_TOKEN",
-                        apiURL: String = "https://api.github.com") {
+                        apiURL: String = "https://api.github.com", title: String? = nil, body: String? = nil, draft: Bool = false) {
                 self.repo = repo
                 self.base = base
                 self.branch = branch
                 self.tokenEnv = tokenEnv
                 self.apiURL = apiURL
+                self.title = title
+                self.body = body
+                self.draft = draft
             }
         }
 
