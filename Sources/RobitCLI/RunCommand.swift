@@ -13,7 +13,7 @@ struct RunCommand: AsyncParsableCommand {
             The changes come out as a git patch (output.patch, or changes.patch in the run's directory). \
             Progress goes to stderr; --json prints one summary object on stdout.
 
-            Exit codes: 0 done, 2 invalid input, 3 budget exhausted, 4 model provider failed, \
+            Exit codes: 0 done, 2 invalid input (or output.pr failed), 3 budget exhausted, 4 model provider failed, \
             5 sandbox failed, 6 audit log unusable, 130 interrupted.
             """)
 
@@ -100,6 +100,7 @@ struct RunFlags: ParsableArguments {
             let n = summary.patchRedactions
             printError("robit: patch \(patch)" + (n > 0 ? " (\(n) secret value\(n == 1 ? "" : "s") replaced by [REDACTED:NAME]; it differs from the workspace there)" : ""))
         }
+        if let url = summary.prURL { printError("robit: pull request \(url)") }
         printError("robit: audit head \(summary.head ?? "none") (\(summary.auditPath))")
         if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
@@ -180,7 +181,7 @@ struct RunsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runs",
         abstract: "List and inspect runs (the run store).",
-        subcommands: [RunsList.self, RunsShow.self])
+        subcommands: [RunsList.self, RunsShow.self, RunsPrune.self])
 }
 
 struct RunsList: ParsableCommand {
@@ -236,6 +237,7 @@ struct RunsShow: ParsableCommand {
         object["cost_micro_usd"] = r.costMicroUSD ?? NSNull()
         object["head"] = r.head ?? NSNull()
         object["patch_path"] = r.patchPath ?? NSNull()
+        object["pr_url"] = r.prURL ?? NSNull()
         object["ended_at"] = r.endedAt ?? NSNull()
         if let steps {
             object["step_list"] = steps.map { ["step": $0.step, "tool_calls": $0.toolCalls, "input_tokens": $0.inputTokens, "output_tokens": $0.outputTokens,

@@ -18,6 +18,8 @@ public struct RunRecord: Sendable, Equatable {
     public var costMicroUSD: Int64?
     public var head: String?
     public var patchPath: String?
+    /// The pull request output.pr opened or found.
+    public var prURL: String?
     public var runtime: String
     public var provider: String
     public var model: String
@@ -88,12 +90,17 @@ public final class RunStore: @unchecked Sendable {
               run_workspace TEXT NOT NULL, audit_path TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
               steps INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
               cost_micro_usd INTEGER, head TEXT, patch_path TEXT, runtime TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-              started_at INTEGER NOT NULL, ended_at INTEGER, pid INTEGER NOT NULL);
+              started_at INTEGER NOT NULL, ended_at INTEGER, pid INTEGER NOT NULL, pr_url TEXT);
             CREATE TABLE IF NOT EXISTS steps (
               run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, tool_calls INTEGER NOT NULL,
               input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost_micro_usd INTEGER, status TEXT NOT NULL,
               at INTEGER NOT NULL, PRIMARY KEY (run_id, step));
             """)
+        // Stores made before output.pr had no pr_url column.
+        var hasPRURL = false
+        try run("PRAGMA table_info(runs)", []) { s in if Self.text(s, 1) == "pr_url" { hasPRURL = true } }
+        // Another robit may add it at the same moment: a "duplicate column" failure is that.
+        if !hasPRURL { try? exec("ALTER TABLE runs ADD COLUMN pr_url TEXT") }
         chmod(path, 0o600)
     }
 
@@ -145,8 +152,8 @@ public final class RunStore: @unchecked Sendable {
     func insert(_ r: RunRecord) throws(RunStoreError) {
         try run("""
             INSERT INTO runs (id, task_path, task_name, workspace, run_workspace, audit_path, status, exit_code, steps, input_tokens,
-              output_tokens, cost_micro_usd, head, patch_path, runtime, provider, model, started_at, ended_at, pid)
-            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+              output_tokens, cost_micro_usd, head, patch_path, runtime, provider, model, started_at, ended_at, pid, pr_url)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """, values(r))
     }
 
@@ -155,7 +162,7 @@ public final class RunStore: @unchecked Sendable {
         try run("""
             UPDATE runs SET task_path=?, task_name=?, workspace=?, run_workspace=?, audit_path=?, status=?, exit_code=?, steps=?,
               input_tokens=?, output_tokens=?, cost_micro_usd=?, head=?, patch_path=?, runtime=?, provider=?, model=?, started_at=?,
-              ended_at=?, pid=? WHERE id=?
+              ended_at=?, pid=?, pr_url=? WHERE id=?
             """, Array(values(r).dropFirst()) + [.text(r.id)])
     }
 
@@ -195,10 +202,10 @@ public final class RunStore: @unchecked Sendable {
         [.text(r.id), .text(r.taskPath), .text(r.taskName), .text(r.workspace), .text(r.runWorkspace), .text(r.auditPath),
          .text(r.status), .int(r.exitCode.map(Int64.init)), .int(Int64(r.steps)), .int(Int64(r.inputTokens)), .int(Int64(r.outputTokens)),
          .int(r.costMicroUSD), .text(r.head), .text(r.patchPath), .text(r.runtime), .text(r.provider), .text(r.model),
-         .int(r.startedAt), .int(r.endedAt), .int(Int64(r.pid))]
+         .int(r.startedAt), .int(r.endedAt), .int(Int64(r.pid)), .text(r.prURL)]
     }
 
-    private static let columns = "id, task_path, task_name, workspace, run_workspace, audit_path, status, exit_code, steps, input_tokens, output_tokens, cost_micro_usd, head, patch_path, runtime, provider, model, started_at, ended_at, pid"
+    private static let columns = "id, task_path, task_name, workspace, run_workspace, audit_path, status, exit_code, steps, input_tokens, output_tokens, cost_micro_usd, head, patch_path, runtime, provider, model, started_at, ended_at, pid, pr_url"
 
     public func list(limit: Int = 50) throws(RunStoreError) -> [RunRecord] {
         var out: [RunRecord] = []
@@ -215,6 +222,28 @@ public final class RunStore: @unchecked Sendable {
         }
         if let exact = out.first, exact.id == id { return exact }
         return out.count == 1 ? out[0] : nil
+    }
+
+    /// Runs that ended (or, never having ended, started) before `time` (seconds since 1970), oldest first.
+    func runs(before time: Int64) throws(RunStoreError) -> [RunRecord] {
+        var out: [RunRecord] = []
+        try run("SELECT \(Self.columns) FROM runs WHERE COALESCE(ended_at, started_at) < ? ORDER BY COALESCE(ended_at, started_at), rowid",
+                [.int(time)]) { out.append(Self.decode($0)) }
+        return out
+    }
+
+    /// Removes a run's row and its step rows.
+    func delete(run id: String) throws(RunStoreError) {
+        try flushSteps()
+        try exec("BEGIN")
+        do {
+            try run("DELETE FROM steps WHERE run_id = ?", [.text(id)])
+            try run("DELETE FROM runs WHERE id = ?", [.text(id)])
+            try exec("COMMIT")
+        } catch {
+            try? exec("ROLLBACK")
+            throw error
+        }
     }
 
     public struct Step: Sendable { public var step: Int; public var toolCalls: Int; public var inputTokens: Int; public var outputTokens: Int; public var costMicroUSD: Int64?; public var status: String }
@@ -254,6 +283,7 @@ public final class RunStore: @unchecked Sendable {
         r.startedAt = int(s, 17) ?? 0
         r.endedAt = int(s, 18)
         r.pid = Int32(int(s, 19) ?? 0)
+        r.prURL = text(s, 20)
         return r
     }
 }
