@@ -108,7 +108,9 @@ import Testing
     /// Two batches started together over the same tasks: every task runs once, in one of them.
     @Test func overlappingBatchesRunEachTaskOnce() throws {
         let f = try Fixture()
-        for name in ["t1", "t2", "t3"] { try f.task(name + ".yaml", name: name) }
+        // Each task lasts at least 2 s, so the second batch starts while the first holds every lock.
+        try f.script("slow.jsonl", [#"{"text":"Waiting.","tool_calls":[{"name":"shell","arguments":{"command":"sleep 2"}}]}"#, #"{"text":"Done."}"#])
+        for name in ["t1", "t2", "t3"] { try f.task(name + ".yaml", name: name, [("script: ../script.jsonl", "script: ../slow.jsonl")]) }
         let files = ["t1", "t2", "t3"].map { f.root + "/tasks/\($0).yaml" }
         let group = DispatchGroup()
         let results = Locked<[CLI.Result]>([])
@@ -176,8 +178,8 @@ import Testing
         try f.task("a-slow.yaml", name: "slow", [("script: ../script.jsonl", "script: ../slow.jsonl")])
         try f.task("b-next.yaml", name: "next")
         let out = f.root + "/batch.out", err = f.root + "/batch.err"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["batch", f.root + "/tasks", "--jobs", "1", "--runtime", "crun", "--json"]
