@@ -229,7 +229,7 @@ func unescapeMountPath(_ s: String) -> String {
 }
 
 /// Mount points at or below `prefix`, deepest first.
-func mounts(under prefix: String) -> [String] {
+package func mounts(under prefix: String) -> [String] {
     guard let text = KernelFile.read("/proc/self/mountinfo") else { return [] }
     var result: [String] = []
     for line in text.split(separator: "\n") {

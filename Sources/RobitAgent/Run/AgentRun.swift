@@ -312,16 +312,17 @@ public enum AgentRun {
 
         // The pull request: only for a run that finished, from its patch, on the host.
         var prURL: String?
-        if task.output.pullRequest != nil, prLocation != nil, patchPath == nil, outcome.status == .done {
-            outcome = LoopOutcome(status: .prFailed, message: "no pull request: the run's patch could not be written (see the warning above)",
-                                  finalText: outcome.finalText, limit: nil)
-            _ = try? log.append(AuditRecords.pullRequest(task.output.pullRequest!, .init(kind: .failed, message: outcome.message)))
-        } else if let pr = task.output.pullRequest, let prLocation, let patchPath, outcome.status == .done {
-            notice("output.pr: \(pr.branch) into \(pr.base) of \(pr.repo)")
-            var result = await PullRequestPublisher.publish(pr, location: prLocation, patch: patchPath, task: task.name, run: id, head: log.head,
+        if let pr = task.output.pullRequest, let prLocation, outcome.status == .done {
+            var result: PullRequestPublisher.Result
+            if let patchPath {
+                notice("output.pr: \(pr.branch) into \(pr.base) of \(pr.repo)")
+                result = await PullRequestPublisher.publish(pr, location: prLocation, patch: patchPath, task: task.name, run: id, head: log.head,
                                                             finalText: outcome.finalText.map { redactor.redact($0) }, environment: request.environment,
                                                             scratch: runWorkspace.root, robitVersion: request.robitVersion)
-            result.message = redactor.redact(result.message)
+                result.message = redactor.redact(result.message)
+            } else {
+                result = .init(kind: .failed, message: "no pull request: the run's patch could not be written (see the warning above)")
+            }
             _ = try? log.append(AuditRecords.pullRequest(pr, result))
             notice(result.message)
             prURL = result.url

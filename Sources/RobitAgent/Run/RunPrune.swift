@@ -1,5 +1,6 @@
 import Foundation
 import RobitAudit
+import RobitExec
 
 /// `robit runs prune`: what robit keeps of old runs, and removing it. A run is old when it ended (or,
 /// never having ended, started) before the cut-off. Removed: its run store rows, its audit directory
@@ -45,7 +46,7 @@ public enum RunPrune {
             }
             for own in [state + "/runs/" + record.id, record.runWorkspace]
             where own.hasPrefix(state + "/") && !paths.contains(own) && FileManager.default.fileExists(atPath: own) {
-                if isMounted(under: own) {
+                if !mounts(under: own).isEmpty {
                     entry.kept = "its workspace \(own) is mounted; run `robit doctor --fix`"
                     return entry
                 }
@@ -109,16 +110,6 @@ public enum RunPrune {
         guard let line = head.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first,
               let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return false }
         return object["run"] as? String == id
-    }
-
-    static func isMounted(under path: String) -> Bool {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-        return text.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { return false }
-            let point = String(fields[4])
-            return point == path || point.hasPrefix(path + "/")
-        }
     }
 
     /// Bytes in a file or directory tree (links not followed).
